@@ -1,0 +1,210 @@
+"""The journal: a study's single source of truth, in SQLite.
+
+One file, `journal.sqlite`, in the study directory. WAL mode and one transaction per
+state change, so that a crash (even `kill -9`) at any moment leaves every completed
+trial on disk. summary.json, trials.csv and the plots are all derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from tunetorch.errors import UsageError
+from tunetorch.trial import Trial, TrialState
+
+FORMAT = "tunetorch-journal/1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    params TEXT NOT NULL,          -- JSON
+    state TEXT NOT NULL,
+    score REAL,
+    device TEXT,
+    device_name TEXT,
+    device_seconds REAL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    info TEXT NOT NULL DEFAULT '{}', -- JSON
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    trial INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, val_loss REAL, val_accuracy REAL, seconds REAL,
+    PRIMARY KEY (trial, epoch)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial INTEGER NOT NULL,
+    accuracy REAL NOT NULL,
+    loss REAL NOT NULL,
+    test_hash TEXT NOT NULL,       -- sha256 of the test split that was evaluated
+    forced INTEGER NOT NULL,
+    time REAL NOT NULL
+);
+"""
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        existed = self.path.exists()
+        if existed:
+            _check_journal_file(self.path)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        if not existed:
+            self._db.executescript(_SCHEMA)
+            self.set_meta("format", FORMAT)
+        else:
+            fmt = self.get_meta("format")
+            if fmt != FORMAT:
+                raise UsageError(f"study.dir: {self.path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self):
+        return _Transaction(self._db)
+
+    # --- meta: the study's configuration, the test split's hash -----------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- trials --------------------------------------------------------------------------
+    def put_trial(self, trial: Trial) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    trial.number,
+                    json.dumps(trial.params),
+                    trial.state.value,
+                    trial.score,
+                    trial.device,
+                    trial.device_name,
+                    trial.device_seconds,
+                    trial.error,
+                    trial.attempts,
+                    json.dumps(trial.info, default=float),
+                    time.time(),
+                ),
+            )
+
+    def trials(self) -> list[Trial]:
+        rows = self._db.execute(
+            "SELECT number, params, state, score, device, device_name, device_seconds, error, attempts, info"
+            " FROM trials ORDER BY number"
+        ).fetchall()
+        return [
+            Trial(
+                number=r[0],
+                params=json.loads(r[1]),
+                state=TrialState(r[2]),
+                score=r[3],
+                device=r[4],
+                device_name=r[5],
+                device_seconds=r[6],
+                error=r[7],
+                attempts=r[8],
+                info=json.loads(r[9]),
+            )
+            for r in rows
+        ]
+
+    # --- per-epoch curves --------------------------------------------------------------
+    def add_epoch(self, trial: int, epoch: int, metrics: dict[str, float]) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    trial,
+                    epoch,
+                    metrics.get("train_loss"),
+                    metrics.get("val_loss"),
+                    metrics.get("val_accuracy"),
+                    metrics.get("seconds"),
+                ),
+            )
+
+    def epochs(self, trial: int) -> list[dict[str, float]]:
+        rows = self._db.execute(
+            "SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epochs WHERE trial = ? ORDER BY epoch",
+            (trial,),
+        ).fetchall()
+        keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "seconds")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def clear_epochs(self, trial: int) -> None:
+        """A re-run trial starts its curves afresh."""
+        with self._tx():
+            self._db.execute("DELETE FROM epochs WHERE trial = ?", (trial,))
+
+    # --- the sealed test split -----------------------------------------------------------
+    def add_evaluation(self, trial: int, accuracy: float, loss: float, test_hash: str, forced: bool) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO evaluations (trial, accuracy, loss, test_hash, forced, time) VALUES (?, ?, ?, ?, ?, ?)",
+                (trial, accuracy, loss, test_hash, int(forced), time.time()),
+            )
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT trial, accuracy, loss, test_hash, forced, time FROM evaluations ORDER BY id"
+        ).fetchall()
+        keys = ("trial", "accuracy", "loss", "test_hash", "forced", "time")
+        return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[4])} for r in rows]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT: one state change, all or nothing."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def read_meta(path: str | Path, key: str) -> str | None:
+    """One meta value, read without changing the file (no WAL or lock files are created)."""
+    _check_journal_file(Path(path))
+    db = sqlite3.connect(f"file:{Path(path).absolute()}?immutable=1", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def _check_journal_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header and header != b"SQLite format 3\x00":
+        raise UsageError(f"study.dir: {path} is not an SQLite journal (corrupt or foreign file); use a new study.dir")
+    try:
+        db = sqlite3.connect(f"file:{path.absolute()}?immutable=1", uri=True)
+        try:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise UsageError(f"study.dir: {path} is unreadable ({e}); use a new study.dir") from None
+    if "meta" not in names or "trials" not in names:
+        raise UsageError(f"study.dir: {path} is not a tunetorch journal (tables {sorted(names)}); use a new study.dir")

@@ -1,0 +1,49 @@
+"""Grid search: every point of a lattice once, then the space is exhausted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch.space import SearchSpace
+from tunetorch.strategies.base import Strategy
+from tunetorch.trial import Trial
+
+
+class GridSearch(Strategy):
+    name = "grid"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        resolution: int | Mapping[str, int] = 5,
+        shuffle: bool = True,
+    ):
+        super().__init__(space, seed)
+        per_dim = resolution if isinstance(resolution, Mapping) else {n: resolution for n in space.names}
+        for name, r in per_dim.items():
+            if name not in space.names:
+                raise UsageError(f"strategy.resolution.{name}: not a dimension of the space; have {', '.join(space.names)}")
+            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+                raise UsageError(f"strategy.resolution: {r!r} for {name} must be a whole number >= 1")
+        self.lattice = space.grid({n: per_dim.get(n, 5) for n in space.names})
+        if shuffle:
+            # A seeded order: a grid cut short by the budget still covers the whole space
+            # coarsely instead of one corner of it (Optuna's GridSampler does the same).
+            order = np.random.default_rng(self.seed).permutation(len(self.lattice))
+            self.lattice = [self.lattice[i] for i in order]
+
+    def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
+        taken = {_key(t.params) for t in trials}
+        for point in self.lattice:
+            if _key(point) not in taken:
+                return dict(point)
+        raise SpaceExhausted(f"grid: all {len(self.lattice)} lattice points have been tried")
+
+
+def _key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))

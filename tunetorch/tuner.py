@@ -1,0 +1,218 @@
+"""The tune loop: ask the strategy, run the trial on a free slot, record it, until the budget is spent.
+
+    study.ask() -> pool.submit(slot) -> worker trains -> event "done" -> study.tell() -> journal
+
+Budget: `n_trials` counts finished trials (completed or failed); `gpu_minutes` counts the
+device seconds of finished trials. Once either is spent no new trial starts; trials
+already in flight run to their end and are recorded, so a study can overshoot its GPU
+minutes by at most one trial per slot.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunetorch.errors import SpaceExhausted
+from tunetorch.pool import Event, Pool
+from tunetorch.study import Study
+from tunetorch.trial import Trial, TrialState
+
+
+@dataclass
+class Budget:
+    n_trials: int | None = None
+    gpu_minutes: float | None = None
+
+
+@dataclass
+class Outcome:
+    reason: str  # why the search stopped
+    ok: bool  # False when it stopped on failures or an interruption
+    wall_seconds: float
+    interrupted: bool = False
+
+
+def device_minutes(trials: list[Trial]) -> float:
+    return sum(t.device_seconds or 0.0 for t in trials if t.finished) / 60.0
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """Each trial's training seed: fixed by the study seed and the trial number alone."""
+    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_search(
+    study: Study,
+    pool: Pool,
+    budget: Budget,
+    max_retries: int = 1,
+    max_consecutive_failures: int = 10,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> Outcome:
+    start = time.monotonic()
+    # Trials left RUNNING or INTERRUPTED by an earlier run of this study run again first.
+    rerun = [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
+    exhausted = False
+    reason = ""
+
+    def finished() -> list[Trial]:
+        return [t for t in study.trials if t.finished]
+
+    def spent() -> str | None:
+        done = finished()
+        if budget.n_trials is not None and len(done) + len(pool.in_flight()) >= budget.n_trials:
+            return f"budget: {budget.n_trials} trials"
+        if budget.gpu_minutes is not None and device_minutes(done) >= budget.gpu_minutes:
+            return f"budget: {budget.gpu_minutes} device minutes"
+        return None
+
+    def start_trial(slot: int, trial: Trial) -> None:
+        device = pool.submit(slot, trial.number, trial.params)
+        study.update(trial.replace(state=TrialState.RUNNING, device=device, attempts=trial.attempts + 1, error=None))
+
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while True:
+            for slot in pool.idle_slots():
+                if rerun:
+                    start_trial(slot, rerun.pop(0))
+                    continue
+                why = spent()
+                if why or exhausted:
+                    reason = reason or why or "the space is exhausted"
+                    break
+                try:
+                    start_trial(slot, study.ask())
+                except SpaceExhausted as e:
+                    exhausted, reason = True, str(e)
+                    break
+            if not pool.in_flight():
+                break
+            event = pool.next_event(timeout=0.5)
+            if event is None:
+                continue
+            trial = _handle(event, study, pool, max_retries, rerun, on_epoch)
+            if trial is None:
+                continue
+            if on_trial is not None:
+                on_trial(trial)
+            failures = _consecutive_failures(study)
+            if failures >= max_consecutive_failures:
+                raise _Stop(f"stopped after {failures} failed trials in a row; the last: {trial.error}")
+    except _Stop as e:
+        _interrupt_in_flight(study, pool, "the study stopped on failures")
+        return Outcome(str(e), ok=False, wall_seconds=time.monotonic() - start)
+    except KeyboardInterrupt:
+        _interrupt_in_flight(study, pool, "interrupted (Ctrl-C or SIGTERM); re-run on resume")
+        return Outcome("interrupted", ok=False, wall_seconds=time.monotonic() - start, interrupted=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    return Outcome(reason or "done", ok=True, wall_seconds=time.monotonic() - start)
+
+
+def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: list, on_epoch) -> Trial | None:
+    """Record one event; returns the trial if it has just finished."""
+    if event.kind == "setup_failed":
+        raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
+    if event.number is None or event.number not in {t.number for t in study.trials}:
+        return None
+    trial = next(t for t in study.trials if t.number == event.number)
+    if event.kind == "epoch":
+        if on_epoch is not None:
+            on_epoch(event.number, event.payload)
+        return None
+    if event.kind == "died":
+        if trial.attempts <= max_retries:
+            rerun.append(trial.replace(error=event.payload))
+            return None
+        return study.tell(trial, None, error=f"{event.payload} (after {trial.attempts} attempts)")
+    if event.kind == "done":
+        p = event.payload
+        fields: dict[str, Any] = {
+            "device_seconds": p["device_seconds"],
+            "device_name": pool.slots[event.slot].device_name,
+        }
+        if p["error"] is not None:
+            return study.tell(trial, None, error=p["error"], **fields)
+        result = p["result"]
+        info = {**trial.info, "epoch": result.get("epoch")}
+        return study.tell(trial, result["score"], info=info, **fields)
+    return None
+
+
+def _consecutive_failures(study: Study) -> int:
+    n = 0
+    for t in sorted((t for t in study.trials if t.finished), key=lambda t: t.number, reverse=True):
+        if t.state != TrialState.FAIL:
+            break
+        n += 1
+    return n
+
+
+def _interrupt_in_flight(study: Study, pool: Pool, why: str) -> None:
+    running = pool.in_flight()
+    pool.close(timeout=5.0)
+    for t in study.trials:
+        if t.number in running or t.state == TrialState.RUNNING:
+            study.update(t.replace(state=TrialState.INTERRUPTED, error=why))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+# --- the training task, run inside worker processes ---------------------------------------
+@dataclass
+class TrainingWorker:
+    """Per-worker state: the config and the data set, loaded onto the worker's device once."""
+
+    cfg: Any
+    data: Any
+    device: str
+    checkpoints: Path
+
+
+def setup_training(device: str, cfg_yaml: str, checkpoints: str) -> TrainingWorker:
+    from omegaconf import OmegaConf
+
+    from tunetorch.data import load_tuning_data
+
+    cfg = OmegaConf.create(cfg_yaml)
+    data = load_tuning_data(cfg.dataset, int(cfg.study.seed), device)
+    return TrainingWorker(cfg, data, device, Path(checkpoints))
+
+
+def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict:
+    import torch
+
+    from tunetorch.train import train_trial
+
+    result = train_trial(
+        params,
+        state.cfg,
+        state.data,
+        state.device,
+        seed=trial_seed(int(state.cfg.study.seed), number),
+        report=lambda epoch, metrics: emit("epoch", {"epoch": epoch, **metrics}),
+    )
+    # Weights of the scored epoch, written atomically: a crash leaves the old file or the new one.
+    path = state.checkpoints / f"trial_{number:04d}.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(result.state_dict, tmp)
+    os.replace(tmp, path)
+    return {"score": result.score, "epoch": result.epoch}
+
+
