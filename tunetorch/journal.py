@@ -185,12 +185,20 @@ class _Transaction:
 def read_meta(path: str | Path, key: str) -> str | None:
     """One meta value, read without changing the file (no WAL or lock files are created)."""
     _check_journal_file(Path(path))
-    db = sqlite3.connect(f"file:{Path(path).absolute()}?immutable=1", uri=True)
+    db = _read_only(Path(path))
     try:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     finally:
         db.close()
     return row[0] if row else None
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    # A cleanly closed journal has no -wal file: open it immutable, which creates no files
+    # beside it. After a crash the -wal holds committed trials, so it must be read too.
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "immutable=1"
+    return sqlite3.connect(f"file:{path.absolute()}?{mode}", uri=True)
 
 
 def _check_journal_file(path: Path) -> None:
@@ -199,7 +207,7 @@ def _check_journal_file(path: Path) -> None:
     if header and header != b"SQLite format 3\x00":
         raise UsageError(f"study.dir: {path} is not an SQLite journal (corrupt or foreign file); use a new study.dir")
     try:
-        db = sqlite3.connect(f"file:{path.absolute()}?immutable=1", uri=True)
+        db = _read_only(path)
         try:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real config composed once and shrunk (few trials, 1-2 epochs, digits, CPU)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SHRINK = ["budget.n_trials=3", "trainer.epochs=1", "dataset=digits", "tuner.devices=cpu", "tuner.workers=1"]
+
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_DATA / "MNIST").is_dir(), reason=f"real MNIST/CIFAR subsets not found at {SHARED_DATA}"
+)
+
+
+@pytest.fixture(scope="session")
+def compose():
+    """compose(*overrides) -> the real tune config, shrunk, with the overrides applied."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from tunetorch.tune import CONF_DIR
+
+    def make(*overrides: str):
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return hydra_compose("tune", overrides=[*SHRINK, "study.dir=unused", *overrides])
+
+    return make
+
+
+def run_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240):
+    """`python -m tunetorch.tune ARGS` as a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tunetorch.tune", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
