@@ -1,0 +1,132 @@
+"""End to end: `python -m tunetorch.tune` and `python -m tunetorch.evaluate` as subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SHRINK, run_tune
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One small real study (no +strategy: the default), shared by the checks below."""
+    d = tmp_path_factory.mktemp("e2e") / "study"
+    out = run_tune(*SHRINK, f"study.dir={d}")
+    assert out.returncode == 0, out.stderr + out.stdout
+    return d, out
+
+
+def test_the_study_directory(study):
+    d, out = study
+    assert "strategy random (the default" in out.stdout
+    assert "test accuracy" in out.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["strategy"] == "random" and summary["n_trials"] == 3 and summary["n_failed"] == 0
+    assert set(summary["best"]) == {"params", "val_score", "trial"} and 0 < summary["best"]["val_score"] <= 1
+    assert summary["gpu_minutes"] > 0 and summary["device_unit"] == "CPU-device minutes"
+    assert 0.5 < summary["test"]["accuracy"] <= 1 and summary["test"]["loss"] > 0
+    assert summary["test_evaluations"] == 1 and summary["test_forced"] is False
+    rows = list(csv.DictReader((d / "trials.csv").open()))
+    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert {"lr", "weight_decay", "dropout", "depth", "state", "val_score", "device", "device_seconds"} <= set(rows[0])
+    assert all(r["state"] == "COMPLETE" and r["device"] == "cpu" for r in rows)
+    for name in ("journal.sqlite", "best.pt", "config.yaml", "progress.png", "params.png"):
+        assert (d / name).is_file(), name
+    assert not (ROOT / "outputs").exists() and not (d / ".hydra").exists()
+    for n in range(3):
+        assert list((d / "tb" / f"trial_{n:04d}").glob("events.out.tfevents.*"))
+    assert list((d / "tb" / "study").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_holds_curves_hparams_and_best_so_far(study):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    d, _ = study
+    trial = EventAccumulator(str(d / "tb" / "trial_0000"), size_guidance={"tensors": 0}).Reload()
+    assert {"trial/train_loss", "trial/val_loss", "trial/val_accuracy"} <= set(trial.Tags()["scalars"])
+    assert any("hparams" in t for t in trial.summary_metadata) or trial.Tags()["tensors"]
+    study_tb = EventAccumulator(str(d / "tb" / "study")).Reload()
+    tags = set(study_tb.Tags()["scalars"])
+    assert {"study/best_val_accuracy_by_trial", "study/best_val_accuracy_by_device_seconds", "test/accuracy"} <= tags
+
+
+def test_weights_are_the_best_trials(study):
+    import torch
+
+    d, _ = study
+    state = torch.load(d / "best.pt", weights_only=True)
+    best = json.loads((d / "summary.json").read_text())["best"]
+    linear_weights = [k for k in state if k.endswith("weight")]
+    assert len(linear_weights) == best["params"]["depth"] + 1
+
+
+def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(study[0], d)
+    cmd = [sys.executable, "-m", "tunetorch.evaluate", f"study.dir={d}"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "already evaluated" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    forced = subprocess.run([*cmd, "force=true"], capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 0, forced.stderr
+    assert "FORCED" in forced.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["test_forced"] is True and summary["test_evaluations"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=transformer"], "model: 'transformer' is not one of cnn, mlp"),
+        (["+strategy=hill"], "strategy: 'hill' is not one of bayes, grid, random"),
+        (["space.lr.low=1.0"], "space.lr.low: 1.0 must be below high (0.1)"),
+        (["space.lr.low=0", "space.lr.log=true"], "space.lr.low: 0 must be > 0 when log is true"),
+        (["+space.width2={type:int,low:1,high:3}"], "space.width2: nothing reads it"),
+        (["budget.n_trials=0"], "budget.n_trials: 0 must be a whole number >= 1"),
+        (["trainer.epochs=-1"], "trainer.epochs: -1 must be a whole number >= 1"),
+        (["budget.gpu_minutes=-2"], "budget.gpu_minutes: -2 must be a number > 0"),
+        (["dataset=mnist", "dataset.root=/nonexistent/data", "dataset.download=false"], "/nonexistent/data"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
+    d = tmp_path / "new-study"
+    out = run_tune(*SHRINK, f"study.dir={d}", *args)
+    assert out.returncode == 2, out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not d.exists()
+
+
+def test_bad_input_and_a_different_config_leave_an_existing_study_untouched(study, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(study[0], d)
+    before = snapshot(d)
+    for args in (["space.lr.low=1.0"], ["model.width=512"], ["+strategy=grid"]):
+        out = run_tune(*SHRINK, f"study.dir={d}", *args)
+        assert out.returncode == 2, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert "holds a different study (strategy.name: 'random' in the study, 'grid' now)" in out.stderr
+    assert snapshot(d) == before
+
+
+def test_grid_without_the_plus_and_two_workers(tmp_path):
+    d = tmp_path / "grid"
+    out = run_tune(*SHRINK, "strategy=grid", "strategy.resolution=2", "tuner.workers=2", "budget.n_trials=4",
+                   f"study.dir={d}", "study.evaluate=false")
+    assert out.returncode == 0, out.stderr
+    assert "2 slot(s): cpu, cpu" in out.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
