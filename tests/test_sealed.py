@@ -1,0 +1,119 @@
+"""The test split is sealed: only the final evaluation reads it, in the main process, once.
+
+A `sitecustomize` module, put on PYTHONPATH, spies on every Python process of the run
+(the tuner and each spawned worker): any call that reads test data is logged with its
+process id and caller. Trials and strategies then try to reach the test data through
+everything they are given, and find none.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tests.conftest import SHRINK, run_tune
+from tunetorch import SearchSpace, Study
+from tunetorch.data import _digits_test_idx, _split_fit, load_test_split, load_tuning_data
+from tunetorch.strategies import REGISTRY
+from tunetorch.strategies.base import Strategy
+
+SPY = textwrap.dedent(
+    """
+    import inspect, json, os
+    LOG = os.environ["TUNETORCH_SPY_LOG"]
+
+    def _log(what):
+        caller = inspect.stack()[2]
+        with open(LOG, "a") as f:
+            f.write(json.dumps({"what": what, "pid": os.getpid(), "caller": caller.filename}) + "\\n")
+
+    import tunetorch.data as d
+    _test, _tv = d.load_test_split, d._read_torchvision
+
+    def load_test_split(*a, **k):
+        _log("load_test_split")
+        return _test(*a, **k)
+
+    def _read_torchvision(name, root, train, download):
+        if not train:
+            _log("read official test set")
+        return _tv(name, root, train, download)
+
+    d.load_test_split, d._read_torchvision = load_test_split, _read_torchvision
+    """
+)
+
+
+def test_only_the_final_evaluation_reads_the_test_split(tmp_path):
+    (tmp_path / "spy").mkdir()
+    (tmp_path / "spy" / "sitecustomize.py").write_text(SPY)
+    log = tmp_path / "reads.jsonl"
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
+           "TUNETORCH_SPY_LOG": str(log)}
+    out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
+    assert out.returncode == 0, out.stderr
+    reads = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(reads) == 1, reads
+    assert reads[0]["what"] == "load_test_split" and reads[0]["caller"].endswith("tunetorch/evaluate.py")
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["test_evaluations"] == 1
+
+
+def test_a_trial_cannot_reach_the_test_split(compose):
+    """Everything a trial is given (the TuningData) holds train and validation only, and
+    no test image is among them."""
+    cfg = compose().dataset
+    data = load_tuning_data(cfg, seed=0)
+    test = load_test_split(cfg, seed=0)
+    tensors = [o for o in _reachable(data) if isinstance(o, torch.Tensor)]
+    assert sum(t.numel() for t in tensors) == data.train.x.numel() + data.train.y.numel() + data.val.x.numel() \
+        + data.val.y.numel()
+    seen = {row.numpy().tobytes() for row in torch.cat([data.train.x, data.val.x]).flatten(1)}
+    y = np.asarray(__import__("sklearn.datasets").datasets.load_digits().target)
+    # digits has a few exact duplicate images; the split is by index, and those stay apart
+    assert not set(_digits_test_idx(cfg, y)) & set(np.concatenate(_split_fit(cfg, y, 0)))
+    leaked = sum(row.numpy().tobytes() in seen for row in test.x.flatten(1))
+    assert leaked <= 3, leaked
+
+
+class _Prying(Strategy):
+    """A strategy that searches everything it was handed for tensors or arrays of images."""
+
+    name = "prying"
+    found: list = []
+
+    def suggest(self, number, trials):
+        _Prying.found.extend(o for o in _reachable((self, trials)) if isinstance(o, (torch.Tensor, np.ndarray))
+                             and getattr(o, "size", 0) and np.prod(getattr(o, "shape", (0,))) > 64)
+        return self.space.sample(np.random.default_rng(number))
+
+
+def test_a_strategy_cannot_reach_the_test_split(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "prying", f"{__name__}:_Prying")
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}})
+    study = Study(space, strategy="prying")
+    for _ in range(3):
+        t = study.ask()
+        study.tell(t, 0.5, device="cpu", device_seconds=1.0)
+    assert _Prying.found == []
+
+
+def _reachable(root, limit: int = 20000):
+    """Objects reachable from root through attributes and containers (not modules or classes)."""
+    seen, stack, out = set(), [root], []
+    while stack and len(out) < limit:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, type(os), Path, str, bytes, int, float)):
+            continue
+        seen.add(id(obj))
+        out.append(obj)
+        if isinstance(obj, torch.Tensor):
+            continue
+        stack.extend(gc.get_referents(obj))
+    return out
