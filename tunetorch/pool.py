@@ -117,8 +117,19 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the tuner dies (even by SIGKILL), instead of holding its device
+    for a trial nobody will record."""
+    import threading
+
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True).start()
+
+
 def _worker_main(slot: int, device: str, setup: Setup, task: Task, tasks, events, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _exit_with_parent()
     if threads:
         import torch
 

@@ -1,0 +1,228 @@
+"""Real faults, no mocks: SIGKILL of the tuner and of a worker, NaN losses, exceptions in
+training, corrupt and foreign journals. Nothing completed may be lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SHRINK
+from tests.test_tune_e2e import snapshot
+from tests.conftest import run_tune
+from tunetorch import Journal, TrialState
+
+SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
+
+
+def start_tune(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tunetorch.tune", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def journal_rows(study_dir: Path) -> list[tuple]:
+    """(number, state, score, attempts) per trial, read without disturbing the running tuner."""
+    path = study_dir / "journal.sqlite"
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT number, state, score, attempts FROM trials ORDER BY number").fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"tuner exited early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The tuner's spawned worker processes (not multiprocessing's resource tracker)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and "spawn_main" in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def finished(rows):
+    return [r for r in rows if r[1] in ("COMPLETE", "FAIL")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The same small study, never interrupted."""
+    d = tmp_path_factory.mktemp("ref") / "study"
+    out = run_tune(*SMALL, f"study.dir={d}")
+    assert out.returncode == 0, out.stderr
+    return journal_rows(d)
+
+
+@pytest.mark.parametrize("kill_after", [1, 4])
+def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_run(kill_after, reference, tmp_path):
+    d = tmp_path / "study"
+    proc = start_tune(*SMALL, f"study.dir={d}")
+    wait_for(lambda: len(finished(journal_rows(d))) >= kill_after, proc=proc)
+    workers = worker_pids(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = finished(journal_rows(d))
+    assert len(before) >= kill_after
+    # Orphaned workers notice their tuner is gone and exit instead of holding the device.
+    wait_for(lambda: not any(alive(p) for p in workers), timeout=15)
+
+    out = run_tune(*SMALL, f"study.dir={d}")
+    assert out.returncode == 0, out.stderr
+    assert "resuming" in out.stdout and f"{len(before)} finished trials kept" in out.stdout
+    after = journal_rows(d)
+    assert [r[0] for r in after] == list(range(6)) and all(r[1] == "COMPLETE" for r in after)
+    assert set(before) <= set(after)  # every trial finished before the kill is there, untouched
+    # Same seed, CPU: the resumed study is the uninterrupted one, trial for trial.
+    assert [(r[0], r[1], r[2]) for r in after] == [(r[0], r[1], r[2]) for r in reference]
+    assert (d / "summary.json").exists() and (d / "best.pt").exists()
+
+
+def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried(tmp_path):
+    d = tmp_path / "study"
+    proc = start_tune(*SHRINK, "budget.n_trials=3", "trainer.epochs=40", "tuner.max_retries=1", f"study.dir={d}")
+
+    def first_epoch_done():
+        path = d / "journal.sqlite"
+        if not path.exists():
+            return False
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT COUNT(*) FROM epochs WHERE trial = 1").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            db.close()
+
+    wait_for(first_epoch_done, proc=proc)
+    (victim,) = worker_pids(proc.pid)
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    rows = journal_rows(d)
+    assert [r[1] for r in rows] == ["COMPLETE"] * 3
+    assert rows[1][3] == 2 and rows[0][3] == 1  # trial 1 ran twice; the others once
+
+
+def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tmp_path):
+    d = tmp_path / "study"
+    out = run_tune(*SHRINK, "budget.n_trials=10", "trainer.epochs=30", "trainer.batch_size=32",
+                   "space.lr.low=1.0e5", "space.lr.high=1.0e6", "tuner.max_consecutive_failures=3",
+                   f"study.dir={d}")
+    assert out.returncode == 1, out.stderr
+    assert "stopped after 3 failed trials in a row; the last: Diverged: training loss is" in out.stdout + out.stderr
+    journal = Journal(d / "journal.sqlite")
+    trials = journal.trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    for t in trials:
+        assert "Diverged" in t.error and t.device_seconds > 0
+        assert len(journal.epochs(t.number)) < 5  # stopped long before its 30 epochs
+    summary = (d / "summary.json").read_text()
+    assert '"n_failed": 3' in summary and '"test": null' in summary
+
+
+def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_path):
+    d = tmp_path / "study"
+    # batch_size 0 makes the training loop itself raise (range() step 0); 1 trains.
+    out = run_tune(*SHRINK, "budget.n_trials=6", "+space.batch_size={type:int,low:0,high:1}",
+                   "trainer.epochs=1", "+strategy=grid", "strategy.resolution=2", f"study.dir={d}")
+    assert out.returncode == 0, out.stderr
+    trials = Journal(d / "journal.sqlite").trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["batch_size"] == 0 and "ValueError" in t.error for t in failed)
+    assert all(t.params["batch_size"] == 1 for t in trials if t.state == TrialState.COMPLETE)
+    assert len(trials) == 6 and "test accuracy" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory):
+    d = tmp_path_factory.mktemp("existing") / "study"
+    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={d}")
+    assert out.returncode == 0, out.stderr
+    return d
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["space.dropout.low=0.9"], "space.dropout.low: 0.9 must be below high (0.6)"),
+        (["+space.depth.step=2"], "space.depth.step: not a key of a int dimension"),
+        (["space.lr.type=normal"], "space.lr.type: 'normal' is not one of float, int, categorical"),
+        (["dataset=svhn"], "dataset: 'svhn' is not one of cifar10, digits, fashion_mnist, mnist"),
+        (["budget.gpu_minutes=0"], "budget.gpu_minutes: 0 must be a number > 0"),
+        (["trainer.epochs=0"], "trainer.epochs: 0 must be a whole number >= 1"),
+        (["dataset=cifar10", "dataset.root=/nowhere", "dataset.download=false"], "cifar10 not found under /nowhere"),
+        (["study.seed=1"], "holds a different study (study.seed: 0 in the study, 1 now)"),
+    ],
+)
+def test_bad_input_leaves_an_existing_study_byte_for_byte(args, message, existing):
+    before = snapshot(existing)
+    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={existing}", *args)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert snapshot(existing) == before
+
+
+@pytest.mark.parametrize("content", [b"this is not a database, just text" * 10, "foreign"])
+def test_a_corrupt_or_foreign_journal_is_refused(content, tmp_path):
+    d = tmp_path / "study"
+    d.mkdir()
+    if content == "foreign":
+        db = sqlite3.connect(d / "journal.sqlite")
+        db.execute("CREATE TABLE photos (id INTEGER, path TEXT)")
+        db.commit()
+        db.close()
+    else:
+        (d / "journal.sqlite").write_bytes(content)
+    before = snapshot(d)
+    out = run_tune(*SHRINK, f"study.dir={d}")
+    assert out.returncode == 2, out.stderr
+    line = out.stderr.strip()
+    assert "\n" not in line and "journal.sqlite" in line and "use a new study.dir" in line
+    assert snapshot(d) == before
+
+
+def test_an_unwritable_study_dir_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = run_tune(*SHRINK, f"study.dir={blocker}/study")
+    assert out.returncode == 2 and "study.dir:" in out.stderr and "not writable" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
