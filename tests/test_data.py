@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -99,3 +100,24 @@ def test_dataset_config_shapes(compose):
         cfg = compose(f"dataset={name}").dataset
         assert OmegaConf.select(cfg, "n_classes") == 10
         assert len(cfg.mean) == len(cfg.std) == (3 if name == "cifar10" else 1)
+
+
+def test_a_tampered_cifar_file_is_not_executed(compose, tmp_path):
+    """CIFAR-10 batches are pickles: a file that asks for anything but numpy is refused."""
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"]:
+        (folder / name).write_bytes(pickle.dumps({"data": Evil(), "labels": [0]}))
+    cfg = compose("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false").dataset
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        load_tuning_data(cfg, seed=0)
+    assert not marker.exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,41 @@ def _missing(name: str, root: Path, why: str) -> UsageError:
     )
 
 
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10's batch files and nothing else: numpy arrays, dicts, lists, bytes.
+
+    The python-format CIFAR-10 is pickled, and torchvision reads it with pickle.load, which
+    runs whatever a tampered file asks for. This refuses every global but numpy's own.
+    """
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data set file")
+        return super().find_class(module, name)
+
+
+class _SafePickle:
+    """Stands in for the `pickle` module inside torchvision.datasets.cifar."""
+
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(file, encoding: str = "ASCII"):
+        return _NumpyOnlyUnpickler(file, encoding=encoding).load()
+
+
 def _Cifar10(datasets):
+    import torchvision.datasets.cifar as cifar_module
+
+    cifar_module.pickle = _SafePickle  # torchvision's loader, our unpickler
+
     class Cifar10(datasets.CIFAR10):
         """CIFAR-10 that reads subsets too.
 
