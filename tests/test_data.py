@@ -89,7 +89,9 @@ def test_torchvision_imports_on_this_torch():
 
 def test_plain_import_of_torchvision_is_what_fails_here():
     """Documents why the compat module exists; skips where torchvision loads on its own."""
-    out = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torchvision"], capture_output=True, text=True, timeout=120
+    )
     if out.returncode == 0:
         pytest.skip("torchvision's extension loads with this torch; the workaround is idle here")
     assert "torchvision::nms does not exist" in out.stderr
@@ -114,8 +116,15 @@ def test_a_tampered_cifar_file_is_not_executed(compose, tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
-                 "batches.meta"]:
+    for name in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+    ]:
         (folder / name).write_bytes(pickle.dumps({"data": Evil(), "labels": [0]}))
     cfg = compose("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false").dataset
     with pytest.raises(pickle.UnpicklingError, match="refusing to load"):

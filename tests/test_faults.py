@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK
+from tests.conftest import ROOT, SHRINK, run_tune
 from tests.test_tune_e2e import snapshot
-from tests.conftest import run_tune
 from tunetorch import Journal, TrialState
 
 SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
@@ -23,8 +22,14 @@ SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
 
 def start_tune(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tunetorch.tune", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tunetorch.tune", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def journal_rows(study_dir: Path) -> list[tuple]:
@@ -93,7 +98,9 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kill_after", [1, 4])
-def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_run(kill_after, reference, tmp_path):
+def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_run(
+    kill_after, reference, tmp_path
+):
     d = tmp_path / "study"
     proc = start_tune(*SMALL, f"study.dir={d}")
     wait_for(lambda: len(finished(journal_rows(d))) >= kill_after, proc=proc)
@@ -118,7 +125,9 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
 
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried(tmp_path):
     d = tmp_path / "study"
-    proc = start_tune(*SHRINK, "budget.n_trials=3", "trainer.epochs=40", "tuner.max_retries=1", f"study.dir={d}")
+    proc = start_tune(
+        *SHRINK, "budget.n_trials=3", "trainer.epochs=40", "tuner.max_retries=1", f"study.dir={d}"
+    )
 
     def first_epoch_done():
         path = d / "journal.sqlite"
@@ -144,11 +153,21 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried(tmp_path):
 
 def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tmp_path):
     d = tmp_path / "study"
-    out = run_tune(*SHRINK, "budget.n_trials=10", "trainer.epochs=30", "trainer.batch_size=32",
-                   "space.lr.low=1.0e5", "space.lr.high=1.0e6", "tuner.max_consecutive_failures=3",
-                   f"study.dir={d}")
+    out = run_tune(
+        *SHRINK,
+        "budget.n_trials=10",
+        "trainer.epochs=30",
+        "trainer.batch_size=32",
+        "space.lr.low=1.0e5",
+        "space.lr.high=1.0e6",
+        "tuner.max_consecutive_failures=3",
+        f"study.dir={d}",
+    )
     assert out.returncode == 1, out.stderr
-    assert "stopped after 3 failed trials in a row; the last: Diverged: training loss is" in out.stdout + out.stderr
+    assert (
+        "stopped after 3 failed trials in a row; the last: Diverged: training loss is"
+        in out.stdout + out.stderr
+    )
     journal = Journal(d / "journal.sqlite")
     trials = journal.trials()
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
@@ -162,8 +181,15 @@ def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tm
 def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_path):
     d = tmp_path / "study"
     # batch_size 0 makes the training loop itself raise (range() step 0); 1 trains.
-    out = run_tune(*SHRINK, "budget.n_trials=6", "+space.batch_size={type:int,low:0,high:1}",
-                   "trainer.epochs=1", "+strategy=grid", "strategy.resolution=2", f"study.dir={d}")
+    out = run_tune(
+        *SHRINK,
+        "budget.n_trials=6",
+        "+space.batch_size={type:int,low:0,high:1}",
+        "trainer.epochs=1",
+        "+strategy=grid",
+        "strategy.resolution=2",
+        f"study.dir={d}",
+    )
     assert out.returncode == 0, out.stderr
     trials = Journal(d / "journal.sqlite").trials()
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -189,7 +215,10 @@ def existing(tmp_path_factory):
         (["dataset=svhn"], "dataset: 'svhn' is not one of cifar10, digits, fashion_mnist, mnist"),
         (["budget.gpu_minutes=0"], "budget.gpu_minutes: 0 must be a number > 0"),
         (["trainer.epochs=0"], "trainer.epochs: 0 must be a whole number >= 1"),
-        (["dataset=cifar10", "dataset.root=/nowhere", "dataset.download=false"], "cifar10 not found under /nowhere"),
+        (
+            ["dataset=cifar10", "dataset.root=/nowhere", "dataset.download=false"],
+            "cifar10 not found under /nowhere",
+        ),
         (["study.seed=1"], "holds a different study (study.seed: 0 in the study, 1 now)"),
     ],
 )

@@ -54,8 +54,10 @@ def test_only_the_final_evaluation_reads_the_test_split(tmp_path):
     (tmp_path / "spy").mkdir()
     (tmp_path / "spy" / "sitecustomize.py").write_text(SPY)
     log = tmp_path / "reads.jsonl"
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
-           "TUNETORCH_SPY_LOG": str(log)}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
+        "TUNETORCH_SPY_LOG": str(log),
+    }
     out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
     assert out.returncode == 0, out.stderr
     reads = [json.loads(line) for line in log.read_text().splitlines()]
@@ -72,8 +74,10 @@ def test_a_trial_cannot_reach_the_test_split(compose):
     data = load_tuning_data(cfg, seed=0)
     test = load_test_split(cfg, seed=0)
     tensors = [o for o in _reachable(data) if isinstance(o, torch.Tensor)]
-    assert sum(t.numel() for t in tensors) == data.train.x.numel() + data.train.y.numel() + data.val.x.numel() \
-        + data.val.y.numel()
+    assert (
+        sum(t.numel() for t in tensors)
+        == data.train.x.numel() + data.train.y.numel() + data.val.x.numel() + data.val.y.numel()
+    )
     seen = {row.numpy().tobytes() for row in torch.cat([data.train.x, data.val.x]).flatten(1)}
     y = np.asarray(__import__("sklearn.datasets").datasets.load_digits().target)
     # digits has a few exact duplicate images; the split is by index, and those stay apart
@@ -89,8 +93,13 @@ class _Prying(Strategy):
     found: list = []
 
     def suggest(self, number, trials):
-        _Prying.found.extend(o for o in _reachable((self, trials)) if isinstance(o, (torch.Tensor, np.ndarray))
-                             and getattr(o, "size", 0) and np.prod(getattr(o, "shape", (0,))) > 64)
+        _Prying.found.extend(
+            o
+            for o in _reachable((self, trials))
+            if isinstance(o, (torch.Tensor, np.ndarray))
+            and getattr(o, "size", 0)
+            and np.prod(getattr(o, "shape", (0,))) > 64
+        )
         return self.space.sample(np.random.default_rng(number))
 
 

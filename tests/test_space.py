@@ -47,12 +47,21 @@ def test_grid_covers_the_ends_log_spaced():
     [
         ({"lr": {"type": "float", "low": 0.1, "high": 0.01}}, "space.lr.low: 0.1 must be below high (0.01)"),
         ({"lr": {"type": "float", "low": 0.1, "high": 0.1}}, "space.lr.low: 0.1 must be below high"),
-        ({"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "space.lr.low: 0.0 must be > 0 when log"),
-        ({"lr": {"type": "floaty", "low": 0, "high": 1}}, "space.lr.type: 'floaty' is not one of float, int, categorical"),
+        (
+            {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+            "space.lr.low: 0.0 must be > 0 when log",
+        ),
+        (
+            {"lr": {"type": "floaty", "low": 0, "high": 1}},
+            "space.lr.type: 'floaty' is not one of float, int, categorical",
+        ),
         ({"act": {"type": "categorical", "choices": []}}, "space.act.choices: [] must be a non-empty list"),
         ({"depth": {"type": "int", "low": 1.5, "high": 4}}, "must be whole numbers"),
         ({"lr": {"type": "float", "high": 1}}, "space.lr.low: missing"),
-        ({"lr": {"type": "float", "low": 0, "high": 1, "step": 2}}, "space.lr.step: not a key of a float dimension"),
+        (
+            {"lr": {"type": "float", "low": 0, "high": 1, "step": 2}},
+            "space.lr.step: not a key of a float dimension",
+        ),
         ({}, "space: {} is not a mapping of dimensions"),
     ],
 )

@@ -25,8 +25,11 @@ STRATEGIES = {
 
 
 def objective(p: dict) -> float:
-    return -((math.log10(p["lr"]) + 2.5) ** 2) - (p["dropout"] - 0.2) ** 2 - 0.1 * abs(p["depth"] - 2) + (
-        0.1 if p["act"] == "gelu" else 0.0
+    return (
+        -((math.log10(p["lr"]) + 2.5) ** 2)
+        - (p["dropout"] - 0.2) ** 2
+        - 0.1 * abs(p["depth"] - 2)
+        + (0.1 if p["act"] == "gelu" else 0.0)
     )
 
 

@@ -51,6 +51,12 @@ def test_an_exploding_loss_stops_the_trial_early(compose):
     data = load_tuning_data(cfg.dataset, seed=0)
     epochs = []
     with pytest.raises(Diverged, match="training loss is"):
-        train_trial({"lr": 1e6, "weight_decay": 0.0, "dropout": 0.0, "depth": 4}, cfg, data, "cpu", seed=0,
-                    report=lambda e, m: epochs.append(e))
+        train_trial(
+            {"lr": 1e6, "weight_decay": 0.0, "dropout": 0.0, "depth": 4},
+            cfg,
+            data,
+            "cpu",
+            seed=0,
+            report=lambda e, m: epochs.append(e),
+        )
     assert len(epochs) < 5  # stopped long before its 50 epochs

@@ -16,8 +16,11 @@ from tests.conftest import ROOT, SHRINK, run_tune
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,16 @@ def test_the_study_directory(study):
     assert summary["test_evaluations"] == 1 and summary["test_forced"] is False
     rows = list(csv.DictReader((d / "trials.csv").open()))
     assert [r["number"] for r in rows] == ["0", "1", "2"]
-    assert {"lr", "weight_decay", "dropout", "depth", "state", "val_score", "device", "device_seconds"} <= set(rows[0])
+    assert {
+        "lr",
+        "weight_decay",
+        "dropout",
+        "depth",
+        "state",
+        "val_score",
+        "device",
+        "device_seconds",
+    } <= set(rows[0])
     assert all(r["state"] == "COMPLETE" and r["device"] == "cpu" for r in rows)
     for name in ("journal.sqlite", "best.pt", "config.yaml", "progress.png", "params.png"):
         assert (d / name).is_file(), name
@@ -60,7 +72,11 @@ def test_tensorboard_holds_curves_hparams_and_best_so_far(study):
     assert any("hparams" in t for t in trial.summary_metadata) or trial.Tags()["tensors"]
     study_tb = EventAccumulator(str(d / "tb" / "study")).Reload()
     tags = set(study_tb.Tags()["scalars"])
-    assert {"study/best_val_accuracy_by_trial", "study/best_val_accuracy_by_device_seconds", "test/accuracy"} <= tags
+    assert {
+        "study/best_val_accuracy_by_trial",
+        "study/best_val_accuracy_by_device_seconds",
+        "test/accuracy",
+    } <= tags
 
 
 def test_weights_are_the_best_trials(study):
@@ -124,8 +140,15 @@ def test_bad_input_and_a_different_config_leave_an_existing_study_untouched(stud
 
 def test_grid_without_the_plus_and_two_workers(tmp_path):
     d = tmp_path / "grid"
-    out = run_tune(*SHRINK, "strategy=grid", "strategy.resolution=2", "tuner.workers=2", "budget.n_trials=4",
-                   f"study.dir={d}", "study.evaluate=false")
+    out = run_tune(
+        *SHRINK,
+        "strategy=grid",
+        "strategy.resolution=2",
+        "tuner.workers=2",
+        "budget.n_trials=4",
+        f"study.dir={d}",
+        "study.evaluate=false",
+    )
     assert out.returncode == 0, out.stderr
     assert "2 slot(s): cpu, cpu" in out.stdout
     summary = json.loads((d / "summary.json").read_text())

@@ -34,7 +34,9 @@ def extension_loads() -> bool:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or spec.origin is None:
         raise ImportError("torchvision is not installed; pip install torchvision==0.28.0")
-    candidates = sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(Path(spec.origin).parent.glob("_C*.pyd"))
+    candidates = sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(
+        Path(spec.origin).parent.glob("_C*.pyd")
+    )
     if not candidates:
         return False
     try:

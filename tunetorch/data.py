@@ -154,7 +154,9 @@ def _read_torchvision(name: str, root: Path, train: bool, download: bool) -> tup
     from tunetorch._torchvision_compat import import_torchvision
 
     datasets = import_torchvision().datasets
-    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": _Cifar10(datasets)}[name]
+    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": _Cifar10(datasets)}[
+        name
+    ]
     try:
         ds = cls(str(root), train=train, download=False)
     except RuntimeError:
@@ -226,7 +228,10 @@ def _Cifar10(datasets):
             folder = Path(self.root) / self.base_folder
             files = [f for f, _ in self.train_list + self.test_list]
             if all((folder / f).is_file() for f in files):
-                log.warning("cifar10: %s differs from the official files' checksums (a subset?); reading it as is", folder)
+                log.warning(
+                    "cifar10: %s differs from the official files' checksums (a subset?); reading it as is",
+                    folder,
+                )
                 return True
             return False
 

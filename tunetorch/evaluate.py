@@ -19,7 +19,9 @@ from tunetorch.journal import Journal
 from tunetorch.report import best_trial
 
 
-def evaluate_best(study_dir: Path, journal: Journal, device: str = "cpu", force: bool = False) -> dict[str, Any]:
+def evaluate_best(
+    study_dir: Path, journal: Journal, device: str = "cpu", force: bool = False
+) -> dict[str, Any]:
     import torch
     from omegaconf import OmegaConf
 
@@ -30,8 +32,9 @@ def evaluate_best(study_dir: Path, journal: Journal, device: str = "cpu", force:
     done = journal.evaluations()
     if done and not force:
         raise UsageError(
-            f"force: {study_dir} was already evaluated on the test split (accuracy {done[-1]['accuracy']:.4f}); "
-            "each look at the test set makes it less of one: pass force=true to evaluate again (it is flagged)"
+            f"force: {study_dir} was already evaluated on the test split "
+            f"(accuracy {done[-1]['accuracy']:.4f}); each look at the test set makes it less of one: "
+            "pass force=true to evaluate again (it is flagged)"
         )
     best = best_trial(journal.trials())
     if best is None:
@@ -42,11 +45,19 @@ def evaluate_best(study_dir: Path, journal: Journal, device: str = "cpu", force:
 
     cfg = OmegaConf.create(journal.get_meta("config"))
     test = load_test_split(cfg.dataset, int(cfg.study.seed), device)
-    model = build_model(cfg.model, best.params, tuple(test.x.shape[1:]), int(cfg.dataset.n_classes)).to(device)
+    model = build_model(cfg.model, best.params, tuple(test.x.shape[1:]), int(cfg.dataset.n_classes)).to(
+        device
+    )
     model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     loss, accuracy = evaluate(model, test)
     journal.add_evaluation(best.number, accuracy, loss, split_hash(test), forced=bool(done))
-    return {"accuracy": accuracy, "loss": loss, "trial": best.number, "forced": bool(done), "n_test": len(test)}
+    return {
+        "accuracy": accuracy,
+        "loss": loss,
+        "trial": best.number,
+        "forced": bool(done),
+        "n_test": len(test),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         if not (study_dir / "journal.sqlite").is_file():
             raise UsageError(f"study.dir: {study_dir} holds no journal.sqlite; is it a study directory?")
         journal = Journal(study_dir / "journal.sqlite")
-        result = evaluate_best(study_dir, journal, args.get("device", "cpu"), force=args.get("force") == "true")
+        result = evaluate_best(
+            study_dir, journal, args.get("device", "cpu"), force=args.get("force") == "true"
+        )
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
     flag = " (FORCED re-evaluation, flagged in summary.json)" if result["forced"] else ""
-    print(f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} (trial {result['trial']}){flag}")
+    print(
+        f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} (trial {result['trial']}){flag}"
+    )
     return 0
 
 

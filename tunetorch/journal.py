@@ -66,7 +66,9 @@ class Journal:
         else:
             fmt = self.get_meta("format")
             if fmt != FORMAT:
-                raise UsageError(f"study.dir: {self.path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})")
+                raise UsageError(
+                    f"study.dir: {self.path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})"
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -141,7 +143,8 @@ class Journal:
 
     def epochs(self, trial: int) -> list[dict[str, float]]:
         rows = self._db.execute(
-            "SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epochs WHERE trial = ? ORDER BY epoch",
+            "SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epochs"
+            " WHERE trial = ? ORDER BY epoch",
             (trial,),
         ).fetchall()
         keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "seconds")
@@ -156,7 +159,8 @@ class Journal:
     def add_evaluation(self, trial: int, accuracy: float, loss: float, test_hash: str, forced: bool) -> None:
         with self._tx():
             self._db.execute(
-                "INSERT INTO evaluations (trial, accuracy, loss, test_hash, forced, time) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO evaluations (trial, accuracy, loss, test_hash, forced, time)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (trial, accuracy, loss, test_hash, int(forced), time.time()),
             )
 
@@ -205,7 +209,9 @@ def _check_journal_file(path: Path) -> None:
     with open(path, "rb") as f:
         header = f.read(16)
     if header and header != b"SQLite format 3\x00":
-        raise UsageError(f"study.dir: {path} is not an SQLite journal (corrupt or foreign file); use a new study.dir")
+        raise UsageError(
+            f"study.dir: {path} is not an SQLite journal (corrupt or foreign file); use a new study.dir"
+        )
     try:
         db = _read_only(path)
         try:
@@ -215,4 +221,6 @@ def _check_journal_file(path: Path) -> None:
     except sqlite3.DatabaseError as e:
         raise UsageError(f"study.dir: {path} is unreadable ({e}); use a new study.dir") from None
     if "meta" not in names or "trials" not in names:
-        raise UsageError(f"study.dir: {path} is not a tunetorch journal (tables {sorted(names)}); use a new study.dir")
+        raise UsageError(
+            f"study.dir: {path} is not a tunetorch journal (tables {sorted(names)}); use a new study.dir"
+        )

@@ -35,7 +35,9 @@ class CNN(nn.Module):
     """depth conv blocks (3x3 conv -> BatchNorm -> ReLU, 2x2 max-pool while the map is >= 4 wide),
     then global average pooling, dropout and a linear classifier. Channels double per block up to 4x."""
 
-    def __init__(self, input_shape: tuple[int, ...], n_classes: int, depth: int, channels: int, dropout: float):
+    def __init__(
+        self, input_shape: tuple[int, ...], n_classes: int, depth: int, channels: int, dropout: float
+    ):
         super().__init__()
         c_in, size = input_shape[0], input_shape[-1]
         blocks: list[nn.Module] = []
@@ -47,13 +49,17 @@ class CNN(nn.Module):
                 size //= 2
             c_in = c_out
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, n_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
-def build_model(model_cfg: Any, params: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+def build_model(
+    model_cfg: Any, params: dict[str, Any], input_shape: tuple[int, ...], n_classes: int
+) -> nn.Module:
     """The model named by `model_cfg.name`, with searched params overriding the config."""
 
     def get(key: str) -> Any:

@@ -56,14 +56,21 @@ def summary(journal: Journal, strategy: str) -> dict[str, Any]:
         "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
         "n_interrupted": sum(t.state in (TrialState.INTERRUPTED, TrialState.RUNNING) for t in trials),
-        "best": None if best is None else {"params": best.params, "val_score": best.score, "trial": best.number},
+        "best": None
+        if best is None
+        else {"params": best.params, "val_score": best.score, "trial": best.number},
         "gpu_minutes": sum(t.device_seconds or 0.0 for t in finished) / 60.0,
         "device_unit": device_unit(trials),
         "wall_seconds": wall,
         "device_busy": {k: (v / wall if wall > 0 else None) for k, v in per_device.items()},
         "test": None
         if last is None
-        else {"accuracy": last["accuracy"], "loss": last["loss"], "trial": last["trial"], "forced": last["forced"]},
+        else {
+            "accuracy": last["accuracy"],
+            "loss": last["loss"],
+            "trial": last["trial"],
+            "forced": last["forced"],
+        },
         "test_evaluations": len(evaluations),
         "test_forced": any(e["forced"] for e in evaluations),
     }
@@ -87,11 +94,21 @@ def _write_trials_csv(path: Path, trials: list[Trial]) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["number", *names, "state", "val_score", "device", "device_name", "device_seconds", "error"])
+        w.writerow(
+            ["number", *names, "state", "val_score", "device", "device_name", "device_seconds", "error"]
+        )
         for t in trials:
             w.writerow(
-                [t.number, *(t.params.get(n) for n in names), t.state.value, t.score, t.device, t.device_name,
-                 t.device_seconds, t.error]
+                [
+                    t.number,
+                    *(t.params.get(n) for n in names),
+                    t.state.value,
+                    t.score,
+                    t.device,
+                    t.device_name,
+                    t.device_seconds,
+                    t.error,
+                ]
             )
     os.replace(tmp, path)
 

@@ -171,7 +171,9 @@ class SearchSpace:
             d.grid(int(resolution[d.name] if isinstance(resolution, Mapping) else resolution))
             for d in self.dims
         ]
-        return [dict(zip(self.names, map(_plain, combo), strict=True)) for combo in itertools.product(*per_dim)]
+        return [
+            dict(zip(self.names, map(_plain, combo), strict=True)) for combo in itertools.product(*per_dim)
+        ]
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         return set(params) == set(self.names) and all(d.contains(params[d.name]) for d in self.dims)
@@ -200,7 +202,9 @@ def _parse_dimension(name: str, entry: Any, where: str) -> Dimension:
     allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
-        raise UsageError(f"{where}.{unknown[0]}: not a key of a {kind} dimension; allowed: {', '.join(sorted(allowed))}")
+        raise UsageError(
+            f"{where}.{unknown[0]}: not a key of a {kind} dimension; allowed: {', '.join(sorted(allowed))}"
+        )
     if kind == "categorical":
         choices = entry.get("choices")
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or len(choices) == 0:
@@ -218,6 +222,8 @@ def _parse_dimension(name: str, entry: Any, where: str) -> Dimension:
         raise UsageError(f"{where}.low: {low!r} must be > 0 when log is true")
     if kind == "int":
         if int(low) != low or int(high) != high:
-            raise UsageError(f"{where}: low {low!r} and high {high!r} must be whole numbers for an int dimension")
+            raise UsageError(
+                f"{where}: low {low!r} and high {high!r} must be whole numbers for an int dimension"
+            )
         return Int(name, int(low), int(high), log)
     return Float(name, float(low), float(high), log)

@@ -106,5 +106,3 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1024) -> tu
         loss_sum += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(dim=1) == target).sum()
     return (loss_sum / len(split)).item(), (correct.float() / len(split)).item()
-
-

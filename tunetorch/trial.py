@@ -25,7 +25,9 @@ class Trial:
     device_seconds: float | None = None  # seconds the trial held its device, synchronised
     error: str | None = None  # why it failed or was interrupted
     attempts: int = 0  # how many times a worker started it
-    info: dict[str, Any] = field(default_factory=dict)  # strategy diagnostics (e.g. EI), epoch of the best score
+    info: dict[str, Any] = field(
+        default_factory=dict
+    )  # strategy diagnostics (e.g. EI), epoch of the best score
 
     @property
     def finished(self) -> bool:

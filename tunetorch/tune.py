@@ -172,8 +172,12 @@ def _one_of(cfg: Any, key: str, allowed: tuple[str, ...]) -> None:
 def _identity(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    return {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) if k != "study.seed"
-            else cfg.study.seed for k in IDENTITY_KEYS}
+    return {
+        k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True)
+        if k != "study.seed"
+        else cfg.study.seed
+        for k in IDENTITY_KEYS
+    }
 
 
 def _first_difference(a: Any, b: Any, key: str) -> str | None:
@@ -202,8 +206,10 @@ def open_journal(study_dir: Path, cfg: Any):
             raise UsageError(f"study.dir: {path} holds no study identity; use a new study.dir")
         diff = _first_difference(json.loads(stored), identity, "")
         if diff:
-            raise UsageError(f"study.dir: {study_dir} holds a different study ({diff.lstrip('.')}); "
-                             "use a new study.dir, or the study's own settings to resume it")
+            raise UsageError(
+                f"study.dir: {study_dir} holds a different study ({diff.lstrip('.')}); "
+                "use a new study.dir, or the study's own settings to resume it"
+            )
         return Journal(path), True
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
@@ -232,8 +238,11 @@ def run(cfg: Any) -> int:
     space = validate(cfg)
     options = {k: v for k, v in OmegaConf.to_container(cfg.strategy, resolve=True).items() if k != "name"}
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.study.seed, **options)
-    devices = slot_devices(cfg.tuner.devices if isinstance(cfg.tuner.devices, str)
-                           else list(cfg.tuner.devices), cfg.tuner.workers, cfg.tuner.trials_per_device)
+    devices = slot_devices(
+        cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices),
+        cfg.tuner.workers,
+        cfg.tuner.trials_per_device,
+    )
     ensure_available(cfg.dataset)
     study_dir = Path(cfg.study.dir)
     journal, resumed = open_journal(study_dir, cfg)
@@ -241,15 +250,23 @@ def run(cfg: Any) -> int:
     checkpoints = study_dir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
 
-    note = f" (the default; choose with +strategy={'|'.join(('bayes', 'grid', 'random'))})" if defaulted else ""
+    note = (
+        f" (the default; choose with +strategy={'|'.join(('bayes', 'grid', 'random'))})" if defaulted else ""
+    )
     what = "resuming" if resumed else "study"
-    print(f"{what} {study_dir}: strategy {cfg.strategy.name}{note}; {cfg.model.name} on {cfg.dataset.name}; "
-          f"budget {cfg.budget.n_trials} trials / {cfg.budget.gpu_minutes} device minutes; "
-          f"{len(devices)} slot(s): {', '.join(devices)}", flush=True)
+    print(
+        f"{what} {study_dir}: strategy {cfg.strategy.name}{note}; {cfg.model.name} on {cfg.dataset.name}; "
+        f"budget {cfg.budget.n_trials} trials / {cfg.budget.gpu_minutes} device minutes; "
+        f"{len(devices)} slot(s): {', '.join(devices)}",
+        flush=True,
+    )
     if resumed:
         done = [t for t in study.trials if t.finished]
-        print(f"  {len(done)} finished trials kept; "
-              f"{len(study.trials) - len(done)} interrupted trial(s) will run again", flush=True)
+        print(
+            f"  {len(done)} finished trials kept; "
+            f"{len(study.trials) - len(done)} interrupted trial(s) will run again",
+            flush=True,
+        )
 
     tb = TensorBoardLog(study_dir)
     progress = _Progress(cfg, study, time.monotonic())
@@ -265,15 +282,19 @@ def run(cfg: Any) -> int:
             journal.clear_epochs(number)  # a re-run trial starts its curves afresh
         journal.add_epoch(number, metrics["epoch"], metrics)
 
-    setup = functools.partial(setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-                              checkpoints=str(checkpoints))
+    setup = functools.partial(
+        setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
+    )
     pool = Pool(devices, setup=setup, task=run_training)
     try:
         outcome = run_search(
-            study, pool, Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes),
+            study,
+            pool,
+            Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes),
             max_retries=cfg.tuner.max_retries,
             max_consecutive_failures=cfg.tuner.max_consecutive_failures,
-            on_epoch=on_epoch, on_trial=on_trial,
+            on_epoch=on_epoch,
+            on_trial=on_trial,
         )
     finally:
         pool.close()
@@ -281,12 +302,18 @@ def run(cfg: Any) -> int:
     _keep_best_checkpoint(study, checkpoints, study_dir / "best.pt")
     summary = write_reports(study_dir, journal, cfg.strategy.name)
     unit = device_unit(study.trials)
-    print(f"search ended: {outcome.reason}. {summary['n_trials']} trials ({summary['n_failed']} failed), "
-          f"{device_minutes(study.trials):.2f} {unit}, {outcome.wall_seconds:.1f} s wall", flush=True)
+    print(
+        f"search ended: {outcome.reason}. {summary['n_trials']} trials ({summary['n_failed']} failed), "
+        f"{device_minutes(study.trials):.2f} {unit}, {outcome.wall_seconds:.1f} s wall",
+        flush=True,
+    )
 
     if not outcome.ok:
-        print(("interrupted: run the same command again to resume. " if outcome.interrupted else "")
-              + f"results so far in {study_dir}", file=sys.stderr)
+        print(
+            ("interrupted: run the same command again to resume. " if outcome.interrupted else "")
+            + f"results so far in {study_dir}",
+            file=sys.stderr,
+        )
         tb.close()
         return 130 if outcome.interrupted else 1
     best = study.best
@@ -296,16 +323,23 @@ def run(cfg: Any) -> int:
         from tunetorch.evaluate import evaluate_best
 
         if journal.evaluations():
-            print("test split: already evaluated for this study (python -m tunetorch.evaluate force=true to redo)")
+            print(
+                "test split: already evaluated for this study "
+                "(python -m tunetorch.evaluate force=true to redo)"
+            )
         else:
             result = evaluate_best(study_dir, journal, device=_eval_device(devices))
             tb.test_result(result["accuracy"], result["loss"], result["trial"])
-            print(f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) on {result['n_test']} "
-                  f"held-out examples, evaluated once")
+            print(
+                f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) on {result['n_test']} "
+                f"held-out examples, evaluated once"
+            )
             write_reports(study_dir, journal, cfg.strategy.name)
     tb.close()
-    print(f"results: {study_dir}/ (summary.json, trials.csv, progress.png, best.pt); "
-          f"tensorboard --logdir {study_dir}/tb")
+    print(
+        f"results: {study_dir}/ (summary.json, trials.csv, progress.png, best.pt); "
+        f"tensorboard --logdir {study_dir}/tb"
+    )
     return 0
 
 
@@ -365,8 +399,11 @@ class _Progress:
         best = self.study.best
         best_txt = f"best {best.score:.4f} (#{best.number})" if best else "no best yet"
         of = f"/{budget_n}" if budget_n else ""
-        print(f"[{done:>3}{of}] trial {trial.number:>3} {result} | {best_txt} | "
-              f"{minutes:.2f} {device_unit(trials)} | {eta}", flush=True)
+        print(
+            f"[{done:>3}{of}] trial {trial.number:>3} {result} | {best_txt} | "
+            f"{minutes:.2f} {device_unit(trials)} | {eta}",
+            flush=True,
+        )
         if best is not None and best.number != self.best_number:
             self.best_number = best.number
             print(f"      new best params: {_fmt(best.params)}", flush=True)

@@ -81,7 +81,9 @@ def run_search(
 
     def start_trial(slot: int, trial: Trial) -> None:
         device = pool.submit(slot, trial.number, trial.params)
-        study.update(trial.replace(state=TrialState.RUNNING, device=device, attempts=trial.attempts + 1, error=None))
+        study.update(
+            trial.replace(state=TrialState.RUNNING, device=device, attempts=trial.attempts + 1, error=None)
+        )
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -214,5 +216,3 @@ def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict
     torch.save(result.state_dict, tmp)
     os.replace(tmp, path)
     return {"score": result.score, "epoch": result.epoch}
-
-

@@ -26,7 +26,9 @@ def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) 
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "seed")]
     for key in options:
         if key not in allowed:
-            raise UsageError(f"strategy.{key}: not an option of {name}; allowed: {', '.join(allowed) or 'none'}")
+            raise UsageError(
+                f"strategy.{key}: not an option of {name}; allowed: {', '.join(allowed) or 'none'}"
+            )
     return cls(space, seed=seed, **options)
 
 

@@ -27,7 +27,9 @@ class GridSearch(Strategy):
         per_dim = resolution if isinstance(resolution, Mapping) else {n: resolution for n in space.names}
         for name, r in per_dim.items():
             if name not in space.names:
-                raise UsageError(f"strategy.resolution.{name}: not a dimension of the space; have {', '.join(space.names)}")
+                raise UsageError(
+                    f"strategy.resolution.{name}: not a dimension of the space; have {', '.join(space.names)}"
+                )
             if isinstance(r, bool) or not isinstance(r, int) or r < 1:
                 raise UsageError(f"strategy.resolution: {r!r} for {name} must be a whole number >= 1")
         self.lattice = space.grid({n: per_dim.get(n, 5) for n in space.names})
