@@ -53,7 +53,7 @@ def plot_params(trials: list[Trial], path: Path) -> None:
     """Score against value, one panel per searched dimension."""
     plt = _pyplot()
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    names = sorted({k for t in trials for k in t.params})
+    names = list(trials[0].params) if trials else []  # the space's own order
     if not names:
         return
     cols = min(len(names), 3)
@@ -70,10 +70,13 @@ def plot_params(trials: list[Trial], path: Path) -> None:
             ax.scatter([bx], [best.score], s=80, facecolors="none", edgecolors="tab:red", label="best")
         if numeric and values and min(values) > 0 and max(values) / min(values) > 50:
             ax.set_xscale("log")
+        elif values and all(isinstance(v, int) for v in values):
+            ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel(name)
         ax.set_ylabel("validation accuracy")
         ax.set_title(f"score against {name}")
         ax.grid(alpha=0.3)
+    axes.flat[0].legend(loc="lower right")
     for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     fig.tight_layout()
