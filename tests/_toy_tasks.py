@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 
 
 def setup(device: str) -> dict:
@@ -17,11 +19,29 @@ def instant(state: dict, number: int, params: dict, emit) -> dict:
 def sleepy(state: dict, number: int, params: dict, emit) -> dict:
     start = time.time()
     time.sleep(0.15)
-    return {"score": float(params["x"]), "epoch": 0, "device": state["device"], "pid": state["pid"],
-            "start": start, "end": time.time()}
+    return {
+        "score": float(params["x"]),
+        "epoch": 0,
+        "device": state["device"],
+        "pid": state["pid"],
+        "start": start,
+        "end": time.time(),
+    }
 
 
 def crash_on_three(state: dict, number: int, params: dict, emit) -> dict:
     if number == 3:
         raise RuntimeError("boom in trial 3")
     return {"score": float(params["x"]), "epoch": 0}
+
+
+def dies_on_two(state: dict, number: int, params: dict, emit) -> dict:
+    """Trial 2 SIGKILLs its own worker on its first TOY_DEATHS attempts, counted by marker
+    files in the folder TOY_MARKERS (the environment reaches spawned workers)."""
+    if number == 2:
+        markers = Path(os.environ["TOY_MARKERS"])
+        deaths = len(list(markers.glob("death_*")))
+        if deaths < int(os.environ["TOY_DEATHS"]):
+            (markers / f"death_{deaths}").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return {"score": float(params["x"]), "epoch": 0, "pid": os.getpid()}

@@ -1,10 +1,17 @@
+import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections import defaultdict
 
 import pytest
 
 from tests import _toy_tasks
-from tunetorch import SearchSpace, Study, TrialState, UsageError
+from tests.conftest import ROOT, SHRINK
+from tunetorch import Journal, SearchSpace, Study, TrialState, UsageError
 from tunetorch.pool import Pool, slot_devices
 from tunetorch.tuner import Budget, run_search
 
@@ -13,10 +20,17 @@ SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
 
 def test_slots_from_settings():
     assert slot_devices("auto", workers=3, trials_per_device=2, n_cuda=0) == ["cpu"] * 3
-    assert slot_devices("auto", workers=3, trials_per_device=2, n_cuda=2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert slot_devices("auto", workers=3, trials_per_device=2, n_cuda=2) == [
+        "cuda:0",
+        "cuda:0",
+        "cuda:1",
+        "cuda:1",
+    ]
     assert slot_devices([1], workers=1, trials_per_device=3, n_cuda=2) == ["cuda:1"] * 3
     assert slot_devices("cpu", workers=2, trials_per_device=4, n_cuda=8) == ["cpu", "cpu"]
-    with pytest.raises(UsageError, match=r"tuner.devices: 3 is not a visible CUDA device index \(this machine has 2\)"):
+    with pytest.raises(
+        UsageError, match=r"tuner.devices: 3 is not a visible CUDA device index \(this machine has 2\)"
+    ):
         slot_devices([0, 3], workers=1, trials_per_device=1, n_cuda=2)
     with pytest.raises(UsageError, match="tuner.trials_per_device: 0 must be a whole number >= 1"):
         slot_devices("auto", workers=1, trials_per_device=0, n_cuda=1)
@@ -63,7 +77,7 @@ def test_fake_gpus_never_hold_more_than_their_slots_and_never_idle():
     assert len(by_worker) == 8  # every slot was used
     last_start = max(s[0] for s in spans)
     for runs in by_worker.values():  # refilled at once: no long gap while trials remained
-        gaps = [b[0] - a[1] for a, b in zip(runs, runs[1:]) if b[0] <= last_start]
+        gaps = [b[0] - a[1] for a, b in zip(runs, runs[1:], strict=False) if b[0] <= last_start]
         assert all(g < 1.0 for g in gaps), gaps
 
 
@@ -82,7 +96,11 @@ def test_consecutive_failures_stop_the_study_quoting_the_last_reason():
     with Pool(["cpu"], setup=_toy_tasks.setup, task=_toy_tasks.crash_on_three) as pool:
         # every trial from 3 on is made to fail by raising through a bad score
         outcome = run_search(study, pool, Budget(n_trials=10), max_consecutive_failures=1)
-    assert not outcome.ok and "1 failed trials in a row" in outcome.reason and "boom in trial 3" in outcome.reason
+    assert (
+        not outcome.ok
+        and "1 failed trials in a row" in outcome.reason
+        and "boom in trial 3" in outcome.reason
+    )
     assert len([t for t in study.trials if t.finished]) == 4
 
 
@@ -95,9 +113,123 @@ def test_main_process_does_no_cuda_work():
     assert torch.cuda.is_initialized() == before
 
 
+@pytest.mark.parametrize(
+    "deaths, max_retries, state, attempts", [(1, 1, TrialState.COMPLETE, 2), (9, 2, TrialState.FAIL, 3)]
+)
+def test_a_worker_killed_mid_trial_is_replaced_and_the_trial_retried_then_failed(
+    deaths, max_retries, state, attempts, tmp_path, monkeypatch
+):
+    """Trial 2 SIGKILLs its own worker on its first `deaths` attempts: the slot gets a new
+    worker and the trial runs again, up to max_retries re-runs, then fails with the reason.
+    The other trials are untouched."""
+    monkeypatch.setenv("TOY_MARKERS", str(tmp_path))
+    monkeypatch.setenv("TOY_DEATHS", str(deaths))
+    study = Study(SPACE, strategy="random", seed=0)
+    with Pool(["cpu", "cpu"], setup=_toy_tasks.setup, task=_toy_tasks.dies_on_two) as pool:
+        first = {s.process.pid for s in pool.slots}
+        outcome = run_search(study, pool, Budget(n_trials=6), max_retries=max_retries)
+        now = {s.process.pid for s in pool.slots}
+    assert outcome.ok
+    killed = attempts if state == TrialState.FAIL else 1  # once per attempt, or on the first only
+    assert len(list(tmp_path.glob("death_*"))) == killed
+    assert now != first  # a dead worker is replaced by a new process
+    trials = study.trials
+    assert len(trials) == 6 and trials[2].state == state and trials[2].attempts == attempts
+    if state == TrialState.FAIL:
+        assert trials[2].error == f"worker process exited with status -9 (after {attempts} attempts)"
+    assert all(t.state == TrialState.COMPLETE and t.attempts == 1 for t in trials if t.number != 2)
+
+
+def test_the_device_minutes_budget_stops_new_trials_and_lets_in_flight_ones_finish():
+    budget_s = 1.0
+    study = Study(SPACE, strategy="random", seed=0)
+    log = []  # ("submit", number) and ("done", device seconds), in the main process's order
+    with Pool(["cpu", "cpu"], setup=_toy_tasks.setup, task=_toy_tasks.sleepy) as pool:
+        real_submit, real_next = pool.submit, pool.next_event
+
+        def submit(slot, number, params):
+            log.append(("submit", number))
+            return real_submit(slot, number, params)
+
+        def next_event(timeout=1.0):
+            e = real_next(timeout)
+            if e is not None and e.kind == "done":
+                log.append(("done", e.payload["device_seconds"]))
+            return e
+
+        pool.submit, pool.next_event = submit, next_event
+        outcome = run_search(study, pool, Budget(n_trials=100, gpu_minutes=budget_s / 60))
+
+    assert outcome.ok and outcome.reason == f"budget: {budget_s / 60} device minutes"
+    spent, reached = 0.0, None
+    for i, (kind, value) in enumerate(log):
+        if kind == "done":
+            spent += value
+            if reached is None and spent >= budget_s:
+                reached = i
+    assert reached is not None
+    after = log[reached + 1 :]
+    assert not [e for e in after if e[0] == "submit"]  # nothing new starts once the budget is spent
+    assert [e[0] for e in after] == ["done"]  # the trial in flight on the other slot ran to its end
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)  # ... and was recorded
+    assert sum(t.device_seconds for t in study.trials) == pytest.approx(spent)
+    assert len(study.trials) < 12
+
+
+def _journal_states(path) -> list[str]:
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return [r[0] for r in db.execute("SELECT state FROM trials ORDER BY number")]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_ctrl_c_exits_130_keeping_completed_trials_and_marking_in_flight_ones_interrupted(tmp_path):
+    d = tmp_path / "study"
+    args = [*SHRINK, "tuner.workers=2", "budget.n_trials=50", "trainer.epochs=20", f"study.dir={d}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunetorch.tune", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _journal_states(d / "journal.sqlite").count("COMPLETE") < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no trial completed in time"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: run the same command again to resume" in err
+    trials = Journal(d / "journal.sqlite").trials()
+    states = [t.state for t in trials]
+    assert TrialState.COMPLETE in states and TrialState.RUNNING not in states
+    interrupted = [t for t in trials if t.state == TrialState.INTERRUPTED]
+    assert 1 <= len(interrupted) <= 2 and all("interrupted" in t.error for t in interrupted)
+    assert all(t.score is not None for t in trials if t.state == TrialState.COMPLETE)
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["n_complete"] == states.count(TrialState.COMPLETE)
+    assert summary["n_interrupted"] == len(interrupted) and summary["test"] is None
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not os.environ.get("CUDA_VISIBLE_DEVICES") and not __import__("torch").cuda.is_available(),
-                    reason="needs a CUDA device")
+@pytest.mark.skipif(
+    not os.environ.get("CUDA_VISIBLE_DEVICES") and not __import__("torch").cuda.is_available(),
+    reason="needs a CUDA device",
+)
 def test_gpu_trials_are_synchronised_and_named():
     import torch
 

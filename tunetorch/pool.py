@@ -10,18 +10,26 @@ There is no batch barrier: the tuner refills a slot the moment its trial ends.
 
 Device seconds: a worker synchronises its device before and after each task, so the
 kernels a trial queued are counted in the trial that queued them.
+
+Transport: each worker has two one-way pipes of its own (tasks in, events out), never a
+queue shared between workers. A shared multiprocessing.Queue has one write lock for all
+its writers: a worker killed while holding it (OOM killer, SIGKILL) would silence every
+other worker for good. The main process waits on every pipe and every worker's exit at
+once, so a death is seen the moment it happens.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import signal
+import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from tunetorch.errors import UsageError
@@ -45,7 +53,9 @@ class _Slot:
     index: int
     device: str
     process: Any = None
-    tasks: Any = None
+    tasks: Any = None  # the write end of the worker's task pipe
+    events: Any = None  # the read end of the worker's event pipe
+    dead: bool = False  # its worker has exited; a "died" event is queued for it
     number: int | None = None  # the trial it runs, None when idle
     started: float = 0.0
     device_name: str | None = None
@@ -127,32 +137,44 @@ def _exit_with_parent() -> None:
         threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True).start()
 
 
+def _limit_threads(threads: int) -> None:
+    """Give torch `threads` intra-op threads without importing it: a task that never uses
+    torch starts in a tenth of the time. torch reads OMP_NUM_THREADS when it loads."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
 def _worker_main(slot: int, device: str, setup: Setup, task: Task, tasks, events, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _exit_with_parent()
     if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+        _limit_threads(threads)
     try:
         if device.startswith("cuda"):
             import torch
 
             torch.cuda.set_device(device)
         state = setup(device)
+        if threads:
+            _limit_threads(threads)  # in case setup imported torch some other way
         name = device_name(device)
     except BaseException as e:  # noqa: BLE001 - reported to the main process, which stops
-        events.put(Event("setup_failed", slot, payload=_reason(e, full=True)))
+        events.send(Event("setup_failed", slot, payload=_reason(e, full=True)))
         return
-    events.put(Event("ready", slot, payload=name))
+    events.send(Event("ready", slot, payload=name))
     while True:
-        item = tasks.get()
+        try:
+            item = tasks.recv()
+        except EOFError:  # the tuner closed the pipe
+            return
         if item is None:
             return
         number, params = item
 
         def emit(kind: str, payload: Any, number: int = number) -> None:
-            events.put(Event(kind, slot, number, payload))
+            events.send(Event(kind, slot, number, payload))
 
         _synchronize(device)
         start = time.perf_counter()
@@ -163,7 +185,7 @@ def _worker_main(slot: int, device: str, setup: Setup, task: Task, tasks, events
         except Exception as e:  # a failed trial, not a failed worker: report it and go on
             error = _reason(e)
             _recover(device)
-        events.put(
+        events.send(
             Event(
                 "done",
                 slot,
@@ -198,8 +220,8 @@ class Pool:
 
     def __init__(self, devices: Sequence[str], setup: Setup, task: Task, threads: int | None = None):
         self._ctx = mp.get_context("spawn")
-        self._events = self._ctx.Queue()
         self._setup, self._task = setup, task
+        self._pending: deque[Event] = deque()  # read from the workers, not yet handed out
         cpu_slots = sum(d == "cpu" for d in devices)
         # CPU workers share the cores instead of each starting one thread per core.
         self._threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
@@ -208,20 +230,27 @@ class Pool:
             self._start(slot)
 
     def _start(self, slot: _Slot) -> None:
-        slot.tasks = self._ctx.Queue()
-        slot.number = None
+        task_reader, slot.tasks = self._ctx.Pipe(duplex=False)
+        slot.events, event_writer = self._ctx.Pipe(duplex=False)
+        slot.number, slot.dead = None, False
         threads = self._threads if slot.device == "cpu" else 0
         slot.process = self._ctx.Process(
             target=_worker_main,
-            args=(slot.index, slot.device, self._setup, self._task, slot.tasks, self._events, threads),
+            args=(slot.index, slot.device, self._setup, self._task, task_reader, event_writer, threads),
             daemon=True,
             name=f"tunetorch-worker-{slot.index}",
         )
         slot.process.start()
+        # The worker holds its own ends now. Closing ours lets a read see the end of the
+        # pipe once the worker is gone, instead of waiting for ever.
+        task_reader.close()
+        event_writer.close()
 
     # --- dispatch --------------------------------------------------------------------
     def idle_slots(self) -> list[int]:
-        return [s.index for s in self.slots if s.number is None]
+        # A slot whose worker died is not idle until the "died" event has been handed out
+        # and a new worker started: until then its trial may still be that worker's.
+        return [s.index for s in self.slots if s.number is None and not s.dead]
 
     def in_flight(self) -> dict[int, int]:
         """trial number -> slot, for every running trial."""
@@ -232,30 +261,61 @@ class Pool:
         s = self.slots[slot]
         assert s.number is None, f"slot {slot} is busy with trial {s.number}"
         s.number, s.started = number, time.monotonic()
-        s.tasks.put((number, params))
+        try:
+            s.tasks.send((number, params))
+        except OSError:
+            pass  # its worker has just died: next_event reports that, with this trial
         return s.device
 
     def next_event(self, timeout: float = 1.0) -> Event | None:
-        """The next event from any worker; a worker that died mid-trial yields a "died" event."""
-        try:
-            event = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return self._check_alive()
+        """The next event from any worker, or None after `timeout` seconds without one.
+
+        A worker that exited yields a "died" event, after everything it sent before it
+        died, with the trial it was running (None if idle); a fresh worker takes its slot.
+        """
+        if not self._pending:
+            self._collect(timeout)
+        if not self._pending:
+            return None
+        event = self._pending.popleft()
         slot = self.slots[event.slot]
         if event.kind == "ready":
             slot.device_name = event.payload
         elif event.kind == "done" and slot.number == event.number:
             slot.number = None
             slot.busy_seconds += event.payload["device_seconds"]
+        elif event.kind == "died":
+            event.number = slot.number  # None when its "done" came through before it died
+            self._start(slot)  # a fresh worker; the trial it ran is the tuner's to retry or fail
         return event
 
-    def _check_alive(self) -> Event | None:
-        for s in self.slots:
-            if not s.process.is_alive() and s.process.exitcode is not None:
-                number, code = s.number, s.process.exitcode
-                self._start(s)  # replace the worker; its trial is the tuner's to retry or fail
-                return Event("died", s.index, number, f"worker process exited with status {code}")
-        return None
+    def _collect(self, timeout: float) -> None:
+        """Wait for events or exits; queue what arrived, a dead worker's last words first."""
+        live = [s for s in self.slots if not s.dead]
+        owner = {s.events: s for s in live} | {s.process.sentinel: s for s in live}
+        for ready in wait_any(list(owner), timeout):
+            s = owner[ready]
+            if s.dead:  # both its pipe and its exit were ready; the exit has read the pipe
+                continue
+            if ready is s.events:
+                self._read(s, limit=64)  # bounded, so that one chatty worker cannot starve the rest
+            else:
+                s.process.join()
+                self._read(s, limit=None)  # everything it sent before it died, then EOF
+                s.dead = True
+                s.events.close()
+                s.tasks.close()
+                reason = f"worker process exited with status {s.process.exitcode}"
+                self._pending.append(Event("died", s.index, payload=reason))
+
+    def _read(self, s: _Slot, limit: int | None) -> None:
+        n = 0
+        try:
+            while (limit is None or n < limit) and s.events.poll(0):
+                self._pending.append(s.events.recv())
+                n += 1
+        except (EOFError, OSError):  # the worker is gone; a message it was cut off in is lost
+            pass
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop every worker: politely, then by force. In-flight trials are abandoned."""
@@ -264,15 +324,18 @@ class Pool:
                 if s.number is not None:
                     s.process.terminate()
                 else:
-                    s.tasks.put(None)
+                    try:
+                        s.tasks.send(None)
+                    except OSError:
+                        pass
         deadline = time.monotonic() + timeout
         for s in self.slots:
             s.process.join(max(0.0, deadline - time.monotonic()))
             if s.process.is_alive():
                 s.process.kill()
                 s.process.join()
-        self._events.close()
-        self._events.join_thread()
+            s.tasks.close()
+            s.events.close()
 
     def __enter__(self) -> Pool:
         return self

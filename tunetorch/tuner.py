@@ -129,9 +129,9 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
-    if event.number is None or event.number not in {t.number for t in study.trials}:
+    trial = next((t for t in study.trials if t.number == event.number), None)
+    if trial is None or trial.finished:  # not a trial of this study, or a late word on a finished one
         return None
-    trial = next(t for t in study.trials if t.number == event.number)
     if event.kind == "epoch":
         if on_epoch is not None:
             on_epoch(event.number, event.payload)
@@ -157,7 +157,9 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
 
 def _consecutive_failures(study: Study) -> int:
     n = 0
-    for t in sorted((t for t in study.trials if t.finished), key=lambda t: t.number, reverse=True):
+    for t in reversed(study.trials):  # newest first: study.trials is in trial-number order
+        if not t.finished:
+            continue
         if t.state != TrialState.FAIL:
             break
         n += 1

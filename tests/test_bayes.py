@@ -1,0 +1,244 @@
+"""The bayes strategy: GP and EI maths on arrays, then the strategy through the public API."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+from scipy.stats import norm
+
+from tunetorch import SearchSpace, SpaceExhausted, Study, Trial, TrialState, UsageError, make_strategy
+from tunetorch.strategies import _gp
+
+# --- GP maths -------------------------------------------------------------------------------------
+
+
+def _data(n=12, D=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, D))
+    y = _gp.standardise(np.sin(4 * X[:, 0]) + X[:, 1] ** 2)
+    return X, y
+
+
+def test_posterior_interpolates_the_data_at_low_noise():
+    X, y = _data()
+    post = _gp.Posterior(X, y, _gp.GPParams(ls=np.array([0.4, 0.4]), s2=1.0, noise=1e-8))
+    mu, var = post.predict(X)
+    np.testing.assert_allclose(mu, y, atol=1e-4)
+    assert var.max() < 1e-4
+    _, var_far = post.predict(np.array([[5.0, 5.0]]))  # far from the data: back to the prior
+    assert var_far[0] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_posterior_and_log_ei_gradients_match_finite_differences():
+    X, y = _data(D=3)
+    post = _gp.Posterior(X, y, _gp.GPParams(ls=np.array([0.3, 0.5, 0.8]), s2=1.3, noise=1e-4))
+    x = np.array([0.31, 0.62, 0.47])
+    mu, var, dmu, dvar = post.predict_with_grad(x)
+    assert mu == pytest.approx(post.predict(x[None])[0][0])
+    np.testing.assert_allclose(dmu, approx_fprime(x, lambda v: post.predict(v[None])[0][0], 1e-7), rtol=1e-4)
+    np.testing.assert_allclose(dvar, approx_fprime(x, lambda v: post.predict(v[None])[1][0], 1e-7), atol=1e-6)
+    best = float(y.max()) + 0.5  # an incumbent above the mean: EI lives in the tail
+    _, grad = _gp.log_ei_with_grad(mu, var, dmu, dvar, best)
+    fd = approx_fprime(x, lambda v: _gp.log_ei(*post.predict(v[None]), best)[0], 1e-7)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3)
+
+
+def test_marginal_likelihood_gradient_matches_finite_differences():
+    X, y = _data(n=20, D=3)
+    D2 = (X[:, None, :] - X[None, :, :]) ** 2
+    theta = np.array([-0.5, 0.2, 0.7, 0.1, math.log(1e-3)])
+    _, grad = _gp._neg_log_posterior(theta, D2, y)
+    fd = approx_fprime(theta, lambda t: _gp._neg_log_posterior(t, D2, y)[0], 1e-6)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-3)
+
+
+def test_fit_finds_the_relevant_dimension_and_low_noise():
+    rng = np.random.default_rng(1)
+    X = rng.random((30, 2))
+    y = _gp.standardise(np.sin(6 * X[:, 0]))  # x1 is irrelevant, no noise
+    p = _gp.fit_hyperparameters(X, y)
+    assert p.ls[0] < 0.5 < p.ls[1]
+    assert p.noise < 1e-2
+
+
+def test_log_h_matches_naive_ei_where_stable_and_stays_finite_where_it_underflows():
+    z = np.linspace(-6, 6, 241)
+    naive = np.log(z * norm.cdf(z) + norm.pdf(z))
+    np.testing.assert_allclose(_gp.log_h(z), naive, rtol=1e-9, atol=1e-12)
+    deep = np.array([-40.0, -1e3, -1e7, -1e10, -1e150])
+    assert np.all(deep * norm.cdf(deep) + norm.pdf(deep) == 0.0)  # naive EI has underflowed
+    lh = _gp.log_h(deep)
+    assert np.all(np.isfinite(lh)) and np.all(np.diff(lh) < 0)
+    # Asymptote: h(z) = phi(z) / z^2 (1 - 3 / z^2 + ...) as z -> -inf.
+    asymptote = -0.5 * deep**2 - 0.5 * math.log(2 * math.pi) - 2 * np.log(-deep) + np.log1p(-3 / deep**2)
+    np.testing.assert_allclose(lh, asymptote, rtol=1e-12, atol=1e-5)  # next term: 15 / z^4
+    # No jump where the formula switches branch.
+    assert _gp.log_h(np.array([-1.0 - 1e-12]))[0] == pytest.approx(_gp.log_h(np.array([-1.0 + 1e-12]))[0])
+
+
+# --- the strategy ---------------------------------------------------------------------------------
+
+MIXED = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "width": {"type": "int", "low": 16, "high": 512, "log": True},
+    "depth": {"type": "int", "low": 1, "high": 4},
+    "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+}
+
+
+def mixed_objective(p):
+    return (
+        -((math.log10(p["lr"]) + 2.5) ** 2)
+        - 0.3 * (math.log2(p["width"]) - 7) ** 2
+        - 0.2 * abs(p["depth"] - 3)
+        + (0.5 if p["act"] == "tanh" else 0.0)
+    )
+
+
+def quadratic(p):
+    return -((p["x"] - 0.3) ** 2) - (p["y"] - 0.7) ** 2
+
+
+SQUARE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "y": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def best_of(strategy, f, space, n, seed, **options):
+    study = Study(SearchSpace.from_dict(space), strategy=strategy, seed=seed, **options)
+    for _ in range(n):
+        t = study.ask()
+        study.tell(t, f(t.params))
+    return study
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bayes_beats_random_on_a_2d_bowl(seed):
+    bayes = best_of("bayes", quadratic, SQUARE, 15, seed).best.score
+    rand = best_of("random", quadratic, SQUARE, 15, seed).best.score
+    assert bayes > -1e-4 and bayes > rand
+
+
+def test_startup_is_a_sobol_design_then_the_gp_takes_over():
+    study = best_of("bayes", quadratic, SQUARE, 8, seed=0, n_startup=5)
+    phases = [t.info["phase"] for t in study.trials]
+    assert phases == ["startup"] * 5 + ["gp"] * 3
+    assert [t.info["design_index"] for t in study.trials[:5]] == [0, 1, 2, 3, 4]
+
+
+def test_default_startup_is_twice_the_dimensions_at_least_five():
+    assert make_strategy("bayes", SearchSpace.from_dict(SQUARE)).n_startup == 5
+    assert make_strategy("bayes", SearchSpace.from_dict(MIXED)).n_startup == 8
+
+
+def test_pending_trials_in_the_design_and_in_the_gp_phase_get_distinct_points():
+    space = SearchSpace.from_dict(SQUARE)
+    study = Study(space, strategy="bayes", seed=0, n_startup=5)
+    first = [study.ask() for _ in range(3)]  # three workers start before anything is told
+    assert [t.info["design_index"] for t in first] == [0, 1, 2]
+    for t in first:
+        study.tell(t, quadratic(t.params))
+    for _ in range(5):
+        t = study.ask()
+        study.tell(t, quadratic(t.params))
+    pending = [study.ask() for _ in range(4)]
+    xs = np.array([[t.params["x"], t.params["y"]] for t in pending])
+    gaps = np.linalg.norm(xs[:, None] - xs[None], axis=-1)[np.triu_indices(4, 1)]
+    assert gaps.min() > 1e-3, xs  # believed values at pending points push the next one away
+    assert [t.info["n_pending"] for t in pending] == [0, 1, 2, 3]
+
+
+def test_interrupted_trials_count_as_pending_and_the_history_alone_decides():
+    space = SearchSpace.from_dict(SQUARE)
+    study = best_of("bayes", quadratic, SQUARE, 7, seed=2)
+    t = study.ask()
+    study.update(t.replace(state=TrialState.INTERRUPTED))
+    fresh = make_strategy("bayes", space, seed=2)
+    params = fresh.suggest(8, study.trials)
+    assert params != t.params and fresh.last_info["n_pending"] == 1
+    assert make_strategy("bayes", space, seed=2).suggest(8, study.trials) == params
+
+
+def test_failed_trials_are_excluded_and_not_proposed_again():
+    space = {"depth": {"type": "int", "low": 1, "high": 4}, "act": MIXED["act"]}
+    study = Study(SearchSpace.from_dict(space), strategy="bayes", seed=0, n_startup=3)
+    seen = []
+    with pytest.raises(SpaceExhausted):
+        for _ in range(13):
+            t = study.ask()
+            seen.append(tuple(sorted(t.params.items())))
+            # gelu always fails (say, NaN loss); the rest score by depth
+            study.tell(t, None if t.params["act"] == "gelu" else -abs(t.params["depth"] - 3))
+    assert len(seen) == len(set(seen)) == 12  # every point once, then exhausted
+    for t in study.trials:
+        if t.info["phase"] == "gp":  # the GP saw every earlier failure
+            failed_before = sum(u.state == TrialState.FAIL for u in study.trials[: t.number])
+            assert t.info["n_failed"] == failed_before
+            assert t.info["n_observations"] == t.number - failed_before
+    assert any(t.info["phase"] == "gp" and t.info["n_failed"] > 0 for t in study.trials)
+    assert study.best.params["depth"] == 3
+
+
+def test_all_failures_still_leave_a_working_design():
+    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=0, n_startup=4)
+    for _ in range(6):
+        study.tell(study.ask(), None)
+    points = {tuple(t.params.values()) for t in study.trials}
+    assert len(points) == 6 and all(t.info["phase"] == "startup" for t in study.trials)
+
+
+def test_mixed_space_ints_and_categoricals():
+    space = SearchSpace.from_dict(MIXED)
+    study = best_of("bayes", mixed_objective, MIXED, 30, seed=0)
+    for t in study.trials:
+        assert space.contains(t.params)
+        assert isinstance(t.params["width"], int) and isinstance(t.params["depth"], int)
+    keys = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(keys) == len(set(keys))
+    best = study.best.params
+    assert best["act"] == "tanh" and best["depth"] == 3
+    assert abs(math.log10(best["lr"]) + 2.5) < 0.5 and 64 <= best["width"] <= 256
+
+
+def test_last_info_is_json_and_names_the_internals():
+    study = best_of("bayes", mixed_objective, MIXED, 10, seed=0)
+    info = study.trials[-1].info
+    json.dumps(info)
+    assert info["phase"] == "gp"
+    assert set(info["length_scales"]) == set(MIXED)
+    assert all(v > 0 for v in info["length_scales"].values())
+    for key in ("log_ei", "mean_model", "std_model", "noise", "signal_var", "gp_fit_seconds", "warp_lambda"):
+        assert math.isfinite(info[key]), key
+    assert info["n_observations"] == 9 and info["gp_fit_seconds"] <= info["suggest_seconds"]
+
+
+def test_same_history_same_suggestion_with_pending_and_failed():
+    space = SearchSpace.from_dict(MIXED)
+    study = best_of("bayes", mixed_objective, MIXED, 9, seed=4)
+    study.tell(study.ask(), None)
+    study.ask()  # left pending
+    trials = study.trials
+    a = make_strategy("bayes", space, seed=4).suggest(len(trials), trials)
+    b = make_strategy("bayes", space, seed=4).suggest(len(trials), list(trials))
+    assert a == b and space.contains(a)
+
+
+@pytest.mark.parametrize(
+    "key,value", [("n_startup", 1), ("n_candidates", 0), ("n_local", -1), ("n_startup", 2.5), ("warp", "yes")]
+)
+def test_bad_options_are_usage_errors(key, value):
+    with pytest.raises(UsageError, match=f"strategy.{key}: "):
+        make_strategy("bayes", SearchSpace.from_dict(SQUARE), **{key: value})
+
+
+def test_rebuilt_trials_from_json_continue_identically():
+    """A journal round-trips params through JSON; the suggestion must not change."""
+    space = SearchSpace.from_dict(MIXED)
+    study = best_of("bayes", mixed_objective, MIXED, 10, seed=6)
+    reloaded = [
+        Trial(t.number, json.loads(json.dumps(t.params)), t.state, score=t.score) for t in study.trials
+    ]
+    s = make_strategy("bayes", space, seed=6)
+    assert s.suggest(10, reloaded) == make_strategy("bayes", space, seed=6).suggest(10, study.trials)

@@ -1,0 +1,293 @@
+"""Bayesian optimisation: a Sobol initial design, then a GP surrogate and log expected improvement.
+
+Each suggestion is rebuilt from the history and the seed alone:
+
+1. While fewer than `n_startup` trials have a score, propose the next point of a seeded,
+   scrambled Sobol sequence that no trial (pending, failed or done) already holds.
+2. Then fit a GP (Matern 5/2, one length scale per input column, noise; `_gp.py`) to the
+   completed trials, on the unit cube of the space (log dimensions in log space) with
+   categoricals one-hot; scores are standardised and Yeo-Johnson warped (`warp`), so that a
+   long tail of bad trials does not flatten the model where the optimum is.
+3. Condition it also on the pending trials at their predicted mean (kriging believer), so
+   that parallel workers are sent elsewhere, and on the failed ones at the worst observed
+   score, so that the search moves away from what broke. No trial's params are proposed twice.
+4. Maximise log EI: Sobol candidates plus perturbations of the best trials, L-BFGS-B on the
+   float coordinates from the best few, then a sweep over the values of each discrete
+   dimension. Ints and categoricals are rounded *before* the GP sees them, so EI is always
+   that of a point that can actually be run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch.space import Categorical, Float, Int, SearchSpace
+from tunetorch.strategies import _gp
+from tunetorch.strategies.base import Strategy
+from tunetorch.trial import Trial, TrialState
+
+_MAX_ENUMERATE = 4096  # a discrete space up to this size is searched exhaustively
+_MAX_SWEEP = 64  # an int dimension with more values is swept over nearby values only
+
+
+class BayesSearch(Strategy):
+    name = "bayes"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        n_startup: int | None = None,
+        n_candidates: int = 2048,
+        n_local: int = 10,
+        warp: bool = True,
+    ):
+        super().__init__(space, seed)
+        for key, value, low in (
+            ("n_startup", n_startup, 2),
+            ("n_candidates", n_candidates, 16),
+            ("n_local", n_local, 0),
+        ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise UsageError(f"strategy.{key}: {value!r} must be a whole number >= {low}")
+        if not isinstance(warp, bool):
+            raise UsageError(f"strategy.warp: {warp!r} must be true or false")
+        self.n_startup = max(5, 2 * len(space)) if n_startup is None else n_startup
+        self.n_candidates = n_candidates
+        self.n_local = n_local
+        self.warp = warp
+        self._columns = _columns(space)
+        self._float_idx = np.array([i for i, d in enumerate(space.dims) if isinstance(d, Float)], dtype=int)
+        self._float_cols = np.array([self._columns[i][0] for i in self._float_idx], dtype=int)
+        self._discrete = [i for i, d in enumerate(space.dims) if not isinstance(d, Float)]
+        size = 1
+        for d in space.dims:
+            size *= 0 if isinstance(d, Float) else (d.n_values if isinstance(d, Int) else len(d.choices))
+        self._size = size if 0 < size <= _MAX_ENUMERATE else None  # only for all-discrete spaces
+
+    # --- the contract --------------------------------------------------------------------------
+    def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
+        taken = {_key(t.params) for t in trials}
+        if self._size is not None and len(taken) >= self._size:
+            raise SpaceExhausted(f"bayes: all {self._size} points of the discrete space have been tried")
+        done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.score)]
+        if len(done) < self.n_startup:
+            return self._startup(taken)
+        return self._bayes(number, trials, done, taken)
+
+    # --- 1. initial design ---------------------------------------------------------------------
+    def _startup(self, taken: set) -> dict[str, Any]:
+        from scipy.stats import qmc
+
+        # The sequence depends on the seed only, so the k-th free point is the same whoever
+        # asks; skipping points already held means pending trials never get a duplicate.
+        sobol = qmc.Sobol(len(self.space), scramble=True, rng=self.seed)
+        m, start = max(4, math.ceil(math.log2(self.n_startup + len(taken) + 1))), 0
+        while m <= 16:
+            points = sobol.random_base2(m) if start == 0 else sobol.random(2**m - start)
+            for i, u in enumerate(points, start=start):
+                params = self.space.from_unit(u)
+                if _key(params) not in taken:
+                    self.last_info = {"phase": "startup", "design_index": i}
+                    return params
+            start, m = 2**m, m + 1
+        raise SpaceExhausted("bayes: the initial design found no untried point")
+
+    # --- 2-4. model-based suggestion --------------------------------------------------------------
+    def _bayes(self, number: int, trials: Sequence[Trial], done: list[Trial], taken: set) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([self.seed, number])
+        X = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in done])
+        scores = np.array([t.score for t in done], dtype=float)
+        y, lam = _gp.standardise(scores), 1.0
+        if self.warp:
+            y, lam = _gp.warp_outputs(y)
+
+        params = _gp.fit_hyperparameters(X, y)
+        fit_seconds = time.perf_counter() - t0
+        post = _gp.Posterior(X, y, params)
+
+        pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        best = float(y.max())
+        if pending or failed:
+            Xp = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in pending + failed])
+            believed = post.predict(Xp[: len(pending)])[0]
+            yp = np.concatenate([believed, np.full(len(failed), y.min())])
+            post = _gp.Posterior(np.vstack([X, Xp]), np.concatenate([y, yp]), params)
+            # The believed values count towards the incumbent, or a pending point with a high
+            # predicted mean would keep EI = mean - best > 0 even at zero variance and be re-proposed.
+            best = max(best, float(believed.max(initial=-np.inf)))
+
+        u, lei = self._maximise(post, best, X, y, taken, rng)
+        out = self.space.from_unit(u)
+        mu, var = post.predict(self._gp_input(u)[None, :])
+        self.last_info = {
+            "phase": "gp",
+            # In the model's units: standardised (and warped) scores, where the incumbent is `best_model`.
+            "log_ei": float(lei),
+            "mean_model": float(mu[0]),
+            "std_model": float(math.sqrt(var[0])),
+            "best_model": float(best),
+            "best": float(scores.max()),
+            "length_scales": self._length_scales(params.ls),
+            "signal_var": float(params.s2),
+            "warp_lambda": lam,
+            "noise": float(params.noise),  # variance, in units of the score variance
+            "n_observations": len(done),
+            "n_pending": len(pending),
+            "n_failed": len(failed),
+            "gp_fit_seconds": float(fit_seconds),
+            "suggest_seconds": float(time.perf_counter() - t0),
+        }
+        return out
+
+    def _maximise(
+        self, post: _gp.Posterior, best: float, X: np.ndarray, y: np.ndarray, taken: set, rng
+    ) -> tuple[np.ndarray, float]:
+        """The untried point u (n_dims,) of highest log EI, and that log EI."""
+        from scipy.optimize import minimize
+        from scipy.stats import qmc
+
+        n_dims = len(self.space)
+        if self._size is not None:
+            U = self._enumerate(taken)
+        else:
+            sobol = qmc.Sobol(n_dims, scramble=True, rng=rng)
+            U = sobol.random_base2(max(4, math.ceil(math.log2(self.n_candidates))))
+            # n_candidates is rounded up to a power of two: Sobol points are balanced only in those.
+            # Local candidates around the best trials: EI is often highest next to the incumbent,
+            # in a basin too small for a space-filling set to hit in 6+ dimensions.
+            top = np.argsort(-y)[:5]
+            centres = np.stack([self._unit_of_gp_row(X[i]) for i in top])
+            local = centres[rng.integers(len(top), size=512)] + rng.normal(0, 0.05, (512, n_dims))
+            U = np.vstack([U, np.clip(local, 0.0, 1.0)])
+        U = self._round(U)
+        scores = _gp.log_ei(*post.predict(self._gp_input_batch(U)), best)
+        order = np.argsort(-scores)
+
+        results: list[tuple[float, np.ndarray]] = [
+            (float(scores[i]), U[i]) for i in order[: 4 * self.n_local + 8]
+        ]
+        if self._size is None:
+            for i in order[: self.n_local]:
+                u = U[i].copy()
+                if len(self._float_idx):
+                    fi = self._float_idx
+
+                    def negative(z, u=u, fi=fi):
+                        u2 = u.copy()
+                        u2[fi] = z
+                        mu, var, dmu, dvar = post.predict_with_grad(self._gp_input(u2))
+                        val, grad = _gp.log_ei_with_grad(mu, var, dmu, dvar, best)
+                        return -val, -grad[self._float_cols]
+
+                    res = minimize(
+                        negative,
+                        u[fi],
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=[(0.0, 1.0)] * len(fi),
+                        options={"maxiter": 100},
+                    )
+                    u[fi] = np.clip(res.x, 0.0, 1.0)
+                u = self._sweep(post, best, u)
+                lei = float(_gp.log_ei(*post.predict(self._gp_input(u)[None, :]), best)[0])
+                results.append((lei, u))
+        results.sort(key=lambda r: -r[0])
+        for lei, u in results:
+            if _key(self.space.from_unit(u)) not in taken:
+                return u, lei
+        # Every good candidate is taken (a small discrete corner): the best untried one of the set.
+        for i in order:
+            if _key(self.space.from_unit(U[i])) not in taken:
+                return U[i], float(scores[i])
+        raise SpaceExhausted("bayes: no untried candidate left")
+
+    def _sweep(self, post: _gp.Posterior, best: float, u: np.ndarray) -> np.ndarray:
+        """Coordinate ascent over the discrete dimensions: try each value, keep the best."""
+        for j in self._discrete:
+            d = self.space.dims[j]
+            if isinstance(d, Categorical):
+                values = [d.encode(c) for c in d.choices]
+            else:
+                k = d.decode(u[j])
+                lo, hi = (
+                    (d.low, d.high) if d.n_values <= _MAX_SWEEP else (max(d.low, k - 3), min(d.high, k + 3))
+                )
+                values = [d.encode(v) for v in range(lo, hi + 1)]
+            U = np.repeat(u[None, :], len(values), axis=0)
+            U[:, j] = values
+            s = _gp.log_ei(*post.predict(self._gp_input_batch(U)), best)
+            u = U[int(np.argmax(s))]
+        return u
+
+    # --- encoding ------------------------------------------------------------------------------
+    def _round(self, U: np.ndarray) -> np.ndarray:
+        """Snap the discrete coordinates to their cell centres: the point that will actually run."""
+        U = U.copy()
+        for j in self._discrete:
+            d = self.space.dims[j]
+            U[:, j] = [d.encode(d.decode(v)) for v in U[:, j]]
+        return U
+
+    def _gp_input(self, u: np.ndarray) -> np.ndarray:
+        return self._gp_input_batch(u[None, :])[0]
+
+    def _gp_input_batch(self, U: np.ndarray) -> np.ndarray:
+        """(m, n_dims) unit-cube points -> (m, D) GP inputs (categoricals one-hot)."""
+        out = np.empty((U.shape[0], self._columns[-1][-1] + 1))
+        for j, (d, cols) in enumerate(zip(self.space.dims, self._columns, strict=True)):
+            if isinstance(d, Categorical):
+                idx = np.minimum((np.clip(U[:, j], 0, 1) * len(d.choices)).astype(int), len(d.choices) - 1)
+                out[:, cols] = np.eye(len(d.choices))[idx]
+            elif isinstance(d, Int):
+                out[:, cols[0]] = [d.encode(d.decode(v)) for v in U[:, j]]
+            else:
+                out[:, cols[0]] = U[:, j]
+        return out
+
+    def _unit_of_gp_row(self, row: np.ndarray) -> np.ndarray:
+        u = np.empty(len(self.space))
+        for j, (d, cols) in enumerate(zip(self.space.dims, self._columns, strict=True)):
+            u[j] = (
+                d.encode(d.choices[int(np.argmax(row[cols]))]) if isinstance(d, Categorical) else row[cols[0]]
+            )
+        return u
+
+    def _enumerate(self, taken: set) -> np.ndarray:
+        """Every untried point of an all-discrete space, as unit-cube cell centres."""
+        grid = self.space.grid({d.name: d.n_values if isinstance(d, Int) else 1 for d in self.space.dims})
+        free = [p for p in grid if _key(p) not in taken]
+        return np.stack([self.space.to_unit(p) for p in free])
+
+    def _length_scales(self, ls: np.ndarray) -> dict[str, float]:
+        # A categorical has one length scale per choice; report their geometric mean.
+        return {
+            d.name: float(np.exp(np.log(ls[cols]).mean()))
+            for d, cols in zip(self.space.dims, self._columns, strict=True)
+        }
+
+
+def _columns(space: SearchSpace) -> list[list[int]]:
+    """For each dimension, the GP input columns it occupies."""
+    cols, at = [], 0
+    for d in space.dims:
+        width = len(d.choices) if isinstance(d, Categorical) else 1
+        cols.append(list(range(at, at + width)))
+        at += width
+    return cols
+
+
+def _finite(score: Any) -> bool:
+    return isinstance(score, (int, float)) and math.isfinite(score)
+
+
+def _key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
