@@ -153,3 +153,18 @@ def test_grid_without_the_plus_and_two_workers(tmp_path):
     assert "2 slot(s): cpu, cpu" in out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
+
+
+def test_bayes_end_to_end_logs_its_internals(tmp_path):
+    """`+strategy=bayes` on the default config: the GP takes over after the startup design,
+    and the EI of each chosen point, the fit time and the length scales reach TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    d = tmp_path / "bayes"
+    out = run_tune("+strategy=bayes", "strategy.n_startup=2", *SHRINK, "budget.n_trials=4", f"study.dir={d}")
+    assert out.returncode == 0, out.stderr + out.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["strategy"] == "bayes" and summary["n_trials"] == 4 and summary["test"] is not None
+    tags = set(EventAccumulator(str(d / "tb" / "study")).Reload().Tags()["scalars"])
+    assert {"strategy/log_ei", "strategy/gp_fit_seconds", "strategy/length_scales/lr"} <= tags
+    assert not any("epoch" in t for t in tags if t.startswith("strategy/"))

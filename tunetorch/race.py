@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import UsageError
-from tunetorch.tune import CONF_DIR, _fail
+from tunetorch.tune import CONF_DIR, _fail, hydra_entry
 from tunetorch.tune import _precheck as _tune_precheck
 
 DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.gpu_minutes is given
@@ -46,7 +46,7 @@ DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.g
 
 def main() -> None:
     sys.argv = [sys.argv[0], *_precheck(sys.argv[1:])]
-    _hydra_main()
+    hydra_entry("race", run)
 
 
 def _precheck(argv: list[str]) -> list[str]:
@@ -63,26 +63,6 @@ def _precheck(argv: list[str]) -> list[str]:
                 "choose them with race.strategies=[grid,random,bayes], options with race.options.NAME.KEY=V"
             )
     return _tune_precheck(argv)
-
-
-def _hydra_main() -> None:
-    import hydra
-
-    @hydra.main(config_path="conf", config_name="race", version_base="1.3")
-    def entry(cfg):
-        race_dir = Path(cfg.study.dir)
-        existed = race_dir.exists() and any(race_dir.iterdir())
-        try:
-            code = run(cfg)
-        except UsageError as e:
-            if not existed and race_dir.is_dir() and not any(race_dir.iterdir()):
-                race_dir.rmdir()  # Hydra made it for us; bad input leaves nothing behind
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            _fail(str(e))
-        sys.exit(code)
-
-    entry()
 
 
 # --- the plan: every config checked before anything runs ------------------------------------

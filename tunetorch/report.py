@@ -150,7 +150,9 @@ class TensorBoardLog:
             self.study.add_scalar("study/best_val_accuracy_by_trial", best, trial.number)
             # TensorBoard steps are integers: GPU (device) seconds, so the x axis reads in seconds.
             self.study.add_scalar("study/best_val_accuracy_by_device_seconds", best, int(round(minutes * 60)))
-        for key, value in trial.info.items():
+        for key, value in trial.info.items():  # the strategy's internals (bayes: EI, fit time, length scales)
+            if key == "best_epoch":
+                continue  # the tuner's, not the strategy's: it is in the trial's own curves
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.study.add_scalar(f"strategy/{key}", value, trial.number)
             elif isinstance(value, dict):

@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ IDENTITY_KEYS = ("model", "dataset", "space", "strategy", "trainer", "study.seed
 
 def main() -> None:
     sys.argv = [sys.argv[0], *_precheck(sys.argv[1:])]
-    _hydra_main()
+    hydra_entry("tune", run)
 
 
 def _fail(message: str) -> None:
@@ -67,18 +68,22 @@ def _precheck(argv: list[str]) -> list[str]:
     return out
 
 
-def _hydra_main() -> None:
+def hydra_entry(config_name: str, run_config: Callable[[Any], int]) -> None:
+    """Compose `conf/<config_name>.yaml` with Hydra and exit with `run_config(cfg)`.
+
+    Bad input (a UsageError) becomes one line and exit status 2, and the output folder that
+    Hydra created for it is removed again, so nothing is left half-written."""
     import hydra
 
-    @hydra.main(config_path="conf", config_name="tune", version_base="1.3")
+    @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
     def entry(cfg):
-        study_dir = Path(cfg.study.dir)
-        existed = study_dir.exists() and any(study_dir.iterdir())
+        out_dir = Path(cfg.study.dir)
+        existed = out_dir.exists() and any(out_dir.iterdir())
         try:
-            code = run(cfg)
+            code = run_config(cfg)
         except UsageError as e:
-            if not existed and study_dir.is_dir() and not any(study_dir.iterdir()):
-                study_dir.rmdir()  # Hydra made it for us; bad input leaves nothing behind
+            if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # Hydra made it for us; bad input leaves nothing behind
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             _fail(str(e))

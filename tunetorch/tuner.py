@@ -150,7 +150,7 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
         if p["error"] is not None:
             return study.tell(trial, None, error=p["error"], **fields)
         result = p["result"]
-        info = {**trial.info, "epoch": result.get("epoch")}
+        info = {**trial.info, "best_epoch": result.get("epoch")}
         return study.tell(trial, result["score"], info=info, **fields)
     return None
 
@@ -196,7 +196,19 @@ def setup_training(device: str, cfg_yaml: str, checkpoints: str) -> TrainingWork
 
     cfg = OmegaConf.create(cfg_yaml)
     data = load_tuning_data(cfg.dataset, int(cfg.study.seed), device)
+    _warm_up(device)
     return TrainingWorker(cfg, data, device, Path(checkpoints))
+
+
+def _warm_up(device: str) -> None:
+    """One AdamW step on a scalar: its first use imports torch._dynamo (about a second), a
+    one-off cost of the worker that would otherwise be charged to its first trial's minutes."""
+    import torch
+
+    weight = torch.zeros(1, device=device, requires_grad=True)
+    optimizer = torch.optim.AdamW([weight])
+    weight.sum().backward()
+    optimizer.step()
 
 
 def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict:
