@@ -18,6 +18,8 @@ from tests.test_tune_e2e import snapshot
 from tunetorch import Journal, TrialState
 
 SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
+# Bayes with a short initial design: trials 2-5 come from the GP, so a resume must rebuild it.
+SMALL_BAYES = [*SMALL, "+strategy=bayes", "strategy.n_startup=2"]
 
 
 def start_tune(*args: str) -> subprocess.Popen:
@@ -33,14 +35,14 @@ def start_tune(*args: str) -> subprocess.Popen:
 
 
 def journal_rows(study_dir: Path) -> list[tuple]:
-    """(number, state, score, attempts) per trial, read without disturbing the running tuner."""
+    """(number, state, score, attempts, params) per trial, read without disturbing the running tuner."""
     path = study_dir / "journal.sqlite"
     if not path.exists():
         return []
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            return db.execute("SELECT number, state, score, attempts FROM trials ORDER BY number").fetchall()
+            return db.execute("SELECT number, state, score, attempts, params FROM trials ORDER BY number").fetchall()
         finally:
             db.close()
     except sqlite3.OperationalError:
@@ -92,7 +94,7 @@ def finished(rows):
 def reference(tmp_path_factory):
     """The same small study, never interrupted."""
     d = tmp_path_factory.mktemp("ref") / "study"
-    out = run_tune(*SMALL, f"study.dir={d}")
+    out = run_tune(*SMALL_BAYES, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
     return journal_rows(d)
 
@@ -102,7 +104,7 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
     kill_after, reference, tmp_path
 ):
     d = tmp_path / "study"
-    proc = start_tune(*SMALL, f"study.dir={d}")
+    proc = start_tune(*SMALL_BAYES, f"study.dir={d}")
     wait_for(lambda: len(finished(journal_rows(d))) >= kill_after, proc=proc)
     workers = worker_pids(proc.pid)
     proc.send_signal(signal.SIGKILL)
@@ -112,14 +114,15 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
     # Orphaned workers notice their tuner is gone and exit instead of holding the device.
     wait_for(lambda: not any(alive(p) for p in workers), timeout=15)
 
-    out = run_tune(*SMALL, f"study.dir={d}")
+    out = run_tune(*SMALL_BAYES, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
     assert "resuming" in out.stdout and f"{len(before)} finished trials kept" in out.stdout
     after = journal_rows(d)
     assert [r[0] for r in after] == list(range(6)) and all(r[1] == "COMPLETE" for r in after)
     assert set(before) <= set(after)  # every trial finished before the kill is there, untouched
-    # Same seed, CPU: the resumed study is the uninterrupted one, trial for trial.
-    assert [(r[0], r[1], r[2]) for r in after] == [(r[0], r[1], r[2]) for r in reference]
+    # Same seed, CPU: the resumed study is the uninterrupted one, trial for trial: the GP,
+    # rebuilt from the journal, proposes the same params, and they train to the same scores.
+    assert [(r[0], r[1], r[2], r[4]) for r in after] == [(r[0], r[1], r[2], r[4]) for r in reference]
     assert (d / "summary.json").exists() and (d / "best.pt").exists()
 
 
