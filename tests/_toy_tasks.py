@@ -45,3 +45,24 @@ def dies_on_two(state: dict, number: int, params: dict, emit) -> dict:
             (markers / f"death_{deaths}").touch()
             os.kill(os.getpid(), signal.SIGKILL)
     return {"score": float(params["x"]), "epoch": 0, "pid": os.getpid()}
+
+
+def oom_on_one(state: dict, number: int, params: dict, emit) -> dict:
+    """Trial 1 asks its device for far more memory than it has (a real CUDA OOM on a GPU)."""
+    if number == 1:
+        import torch
+
+        torch.empty(1 << 46, dtype=torch.uint8, device=state["device"])  # 64 TiB
+    return {"score": float(params["x"]), "epoch": 0, "pid": os.getpid()}
+
+
+def slow_kernels(state: dict, number: int, params: dict, emit) -> dict:
+    """Queues a second or so of matmuls and returns without waiting for them: the pool's
+    synchronisation must still charge them to this trial."""
+    import torch
+
+    a = torch.randn(8192, 8192, device=state["device"])
+    start = time.perf_counter()
+    for _ in range(40):
+        a = (a @ a).clamp_(-1, 1)
+    return {"score": float(params["x"]), "epoch": 0, "queued_in": time.perf_counter() - start}

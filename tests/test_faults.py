@@ -42,7 +42,8 @@ def journal_rows(study_dir: Path) -> list[tuple]:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            return db.execute("SELECT number, state, score, attempts, params FROM trials ORDER BY number").fetchall()
+            query = "SELECT number, state, score, attempts, params FROM trials ORDER BY number"
+            return db.execute(query).fetchall()
         finally:
             db.close()
     except sqlite3.OperationalError:

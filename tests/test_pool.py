@@ -225,11 +225,54 @@ def test_ctrl_c_exits_130_keeping_completed_trials_and_marking_in_flight_ones_in
     assert summary["n_interrupted"] == len(interrupted) and summary["test"] is None
 
 
+needs_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_an_out_of_memory_trial_fails_and_the_search_goes_on():
+    """On the CPU the 64 TiB request fails as a plain allocation error; the trial is FAIL
+    with that reason, the worker survives and runs the rest."""
+    study = Study(SPACE, strategy="random", seed=0)
+    with Pool(["cpu"], setup=_toy_tasks.setup, task=_toy_tasks.oom_on_one) as pool:
+        outcome = run_search(study, pool, Budget(n_trials=4))
+    assert outcome.ok and [t.state for t in study.trials].count(TrialState.FAIL) == 1
+    failed = study.trials[1]
+    assert failed.state == TrialState.FAIL and failed.error and failed.device_seconds is not None
+    assert len(study.completed) == 3
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(
-    not os.environ.get("CUDA_VISIBLE_DEVICES") and not __import__("torch").cuda.is_available(),
-    reason="needs a CUDA device",
-)
+@needs_cuda
+def test_cuda_out_of_memory_is_a_failed_trial_on_a_surviving_worker():
+    study = Study(SPACE, strategy="random", seed=0)
+    with Pool(["cuda:0"], setup=_toy_tasks.setup, task=_toy_tasks.oom_on_one) as pool:
+        outcome = run_search(study, pool, Budget(n_trials=3))
+    assert outcome.ok and study.trials[1].state == TrialState.FAIL
+    assert study.trials[1].error.startswith("CUDA out of memory")
+    assert len(study.completed) == 2 and {t.attempts for t in study.trials} == {1}
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_device_seconds_include_kernels_still_queued_when_the_trial_returns():
+    study = Study(SPACE, strategy="random", seed=0)
+    seen = []
+    with Pool(["cuda:0"], setup=_toy_tasks.setup, task=_toy_tasks.slow_kernels) as pool:
+        real_next = pool.next_event
+
+        def next_event(timeout=1.0):
+            e = real_next(timeout)
+            if e is not None and e.kind == "done":
+                seen.append((e.payload["result"]["queued_in"], e.payload["device_seconds"]))
+            return e
+
+        pool.next_event = next_event
+        run_search(study, pool, Budget(n_trials=2))
+    for queued_in, device_seconds in seen:
+        assert device_seconds > 2 * queued_in  # the matmuls ran after the task returned
+
+
+@pytest.mark.gpu
+@needs_cuda
 def test_gpu_trials_are_synchronised_and_named():
     import torch
 
