@@ -83,6 +83,8 @@ def main() -> None:
     lines = [
         f"# Real training: {', '.join(strategies)}",
         "",
+        f"Machine: {_machine()}.",
+        "",
         f"`{' '.join(sys.argv)}`: {args.model} on {args.dataset}, {args.trials} trials of "
         f"{args.epochs} epochs per study, seeds 0..{args.seeds - 1} (each seed also fixes the "
         "validation split and the trials' training seeds, so strategies see the same landscape).",
@@ -117,6 +119,20 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
 
 
 if __name__ == "__main__":
