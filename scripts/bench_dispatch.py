@@ -224,8 +224,8 @@ def utilisation_table(title: str, unit: str, label: str, runs: list[tuple[int, d
         f"Trials per {unit}-hour: trials / wall hours / devices (the CPU is one device, whatever its "
         "slots). Device busy: share of the wall time with at least one trial on the device. Slot busy: "
         "summed device seconds over wall x slots, the figure summary.json's device_busy reports. The "
-        "max device seconds is a worker's first trial, which pays one-off imports (torch._dynamo, "
-        "pulled in by the first AdamW).",
+        "max device seconds is mostly a worker's first trial (cold caches); workers warm up AdamW "
+        "(its torch._dynamo import) while setting up, so that is no longer charged to a trial.",
     ]
     return "\n".join(lines)
 
