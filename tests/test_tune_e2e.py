@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,3 +169,30 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
     tags = set(EventAccumulator(str(d / "tb" / "study")).Reload().Tags()["scalars"])
     assert {"strategy/log_ei", "strategy/gp_fit_seconds", "strategy/length_scales/lr"} <= tags
     assert not any("epoch" in t for t in tags if t.startswith("strategy/"))
+
+
+def test_an_installed_package_finds_its_configs(tmp_path):
+    """`pip install .` (not editable), run from another folder: the configs ship inside the package."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
+    shutil.copytree(ROOT / "tunetorch", src / "tunetorch", ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import tunetorch; print(tunetorch.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(site))  # the installed copy, not the source tree
+    out = run_tune("+strategy=grid", *SHRINK, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads((elsewhere / "study" / "summary.json").read_text())["strategy"] == "grid"
