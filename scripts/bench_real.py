@@ -32,7 +32,7 @@ def run_study(strategy: str, seed: int, args, base: Path) -> dict:
         "tunetorch.tune",
         f"+strategy={strategy}",
         f"dataset={args.dataset}",
-        f"dataset.root={args.root}",
+        *([] if args.dataset == "digits" else [f"dataset.root={args.root}"]),  # digits ships with sklearn
         f"model={args.model}",
         f"trainer.epochs={args.epochs}",
         f"budget.n_trials={args.trials}",
