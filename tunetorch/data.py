@@ -27,10 +27,9 @@ import numpy as np
 import torch
 
 from tunetorch.errors import UsageError
+from tunetorch.names import DATASETS
 
 log = logging.getLogger(__name__)
-
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 
 
 @dataclass(frozen=True)

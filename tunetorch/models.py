@@ -7,11 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-# The hyperparameters each model reads from a trial's params (falling back to its config).
-MODEL_PARAMS = {
-    "mlp": ("depth", "width", "dropout"),
-    "cnn": ("depth", "channels", "dropout"),
-}
+# The trial params each model reads are listed in names.MODEL_PARAMS: keep the two in step.
 
 
 class MLP(nn.Module):

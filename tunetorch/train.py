@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from tunetorch.data import Split, TuningData
 from tunetorch.models import build_model
 
-# The hyperparameters the trainer reads from a trial's params (falling back to its config).
-TRAINER_PARAMS = ("lr", "weight_decay", "batch_size")
+# The trial params train_trial reads are listed in names.TRAINER_PARAMS: keep the two in step.
+
 NAN_CHECK_EVERY = 20  # steps between finiteness checks: each one waits for the device
 
 

@@ -108,11 +108,9 @@ def validate(cfg: Any):
     """Check the config; returns the SearchSpace. Raises UsageError naming the key."""
     from omegaconf import OmegaConf
 
-    from tunetorch.data import DATASETS
-    from tunetorch.models import MODEL_PARAMS
+    from tunetorch.names import DATASETS, MODEL_PARAMS, TRAINER_PARAMS
     from tunetorch.space import SearchSpace
     from tunetorch.strategies import REGISTRY
-    from tunetorch.train import TRAINER_PARAMS
 
     if cfg.model.name not in MODEL_PARAMS:
         raise UsageError(f"model.name: {cfg.model.name!r} is not one of {', '.join(MODEL_PARAMS)}")
@@ -232,17 +230,20 @@ def open_journal(study_dir: Path, cfg: Any):
 def run(cfg: Any) -> int:
     from omegaconf import OmegaConf
 
-    from tunetorch.data import ensure_available
-    from tunetorch.pool import Pool, slot_devices
-    from tunetorch.report import TensorBoardLog, device_unit, write_reports
     from tunetorch.strategies import make_strategy
-    from tunetorch.study import Study
-    from tunetorch.tuner import Budget, device_minutes, run_search, run_training, setup_training
 
+    # The config first, before torch is imported: bad input is refused in a fraction of a second.
     cfg, defaulted = with_strategy(cfg)
     space = validate(cfg)
     options = {k: v for k, v in OmegaConf.to_container(cfg.strategy, resolve=True).items() if k != "name"}
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.study.seed, **options)
+
+    from tunetorch.data import ensure_available
+    from tunetorch.pool import Pool, slot_devices
+    from tunetorch.report import TensorBoardLog, device_unit, write_reports
+    from tunetorch.study import Study
+    from tunetorch.tuner import Budget, device_minutes, run_search, run_training, setup_training
+
     devices = slot_devices(
         cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices),
         cfg.tuner.workers,
