@@ -218,7 +218,8 @@ def test_ctrl_c_exits_130_keeping_completed_trials_and_marking_in_flight_ones_in
     states = [t.state for t in trials]
     assert TrialState.COMPLETE in states and TrialState.RUNNING not in states
     interrupted = [t for t in trials if t.state == TrialState.INTERRUPTED]
-    assert 1 <= len(interrupted) <= 2 and all("interrupted" in t.error for t in interrupted)
+    assert len(interrupted) in (1, 2)  # one trial per worker was in flight, or between two trials
+    assert {t.error for t in interrupted} == {"interrupted (Ctrl-C or SIGTERM); re-run on resume"}
     assert all(t.score is not None for t in trials if t.state == TrialState.COMPLETE)
     summary = json.loads((d / "summary.json").read_text())
     assert summary["n_complete"] == states.count(TrialState.COMPLETE)
