@@ -299,17 +299,10 @@ def run(cfg: Any) -> int:
         if synthetic
         else f"{cfg.model.name} on {cfg.dataset.name}, {cfg.trainer.epochs} epoch(s) a trial"
     )
-    per = " / ".join(
-        x
-        for x in (
-            f"{budget.n_trials} trials" if budget.n_trials else "",
-            f"{budget.gpu_minutes} GPU minutes" if budget.gpu_minutes else "",
-        )
-        if x
-    )
     print(
         f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
-        f"dims {plan.dims[0]} x {plan.dims[1]}; budget {per} per strategy; seed {cfg.study.seed}",
+        f"dims {plan.dims[0]} x {plan.dims[1]}; budget {_budget_text(cfg, 'GPU minutes')} per strategy; "
+        f"seed {cfg.study.seed}",
         flush=True,
     )
     if not synthetic:
@@ -357,14 +350,6 @@ def figure(cfg: Any, plan: Plan, results: dict[str, list], unit: str, objective:
         lr_dim, wd_dim = plan.space["lr"], plan.space["weight_decay"]
         lr, wd, best = landscape_optimum(name, (lr_dim.low, lr_dim.high), (wd_dim.low, wd_dim.high))
         optimum = ({"lr": lr, "weight_decay": wd}, best)
-    per = " / ".join(
-        x
-        for x in (
-            f"{cfg.budget.n_trials} trials" if cfg.budget.n_trials else "",
-            f"{cfg.budget.gpu_minutes:g} {unit}" if cfg.budget.gpu_minutes else "",
-        )
-        if x
-    )
     return race_figure(
         plan.space,
         results,
@@ -374,9 +359,19 @@ def figure(cfg: Any, plan: Plan, results: dict[str, list], unit: str, objective:
         budget_trials=cfg.budget.n_trials,
         unit=unit,
         score_label="score" if plan.landscape is not None else "validation accuracy",
-        title=f"Race on {objective}: budget {per} per strategy, seed {cfg.study.seed}",
+        title=f"Race on {objective}: budget {_budget_text(cfg, unit)} per strategy, seed {cfg.study.seed}",
         resolution=plan.heatmap_resolution,
     )
+
+
+def _budget_text(cfg: Any, unit: str) -> str:
+    """'30 trials', '5 GPU minutes' or '30 trials / 5 GPU minutes': each strategy's budget."""
+    parts = []
+    if cfg.budget.n_trials:
+        parts.append(f"{cfg.budget.n_trials} trials")
+    if cfg.budget.gpu_minutes:
+        parts.append(f"{cfg.budget.gpu_minutes:g} {unit}")
+    return " / ".join(parts)
 
 
 def _save_png(fig, path: Path) -> None:
@@ -412,6 +407,7 @@ def _summary(
     cfg: Any, plan: Plan, results: dict[str, list], codes: dict[str, int], unit: str, objective: str
 ) -> dict[str, Any]:
     from tunetorch.report import best_trial
+    from tunetorch.tuner import device_minutes
 
     out: dict[str, Any] = {
         "objective": objective,
@@ -428,7 +424,7 @@ def _summary(
         out["strategies"][name] = {
             "n_trials": len(finished),
             "n_failed": sum(t.state.value == "FAIL" for t in trials),
-            "gpu_minutes": sum(t.device_seconds or 0.0 for t in finished) / 60.0,
+            "gpu_minutes": device_minutes(trials),
             "best": None
             if best is None
             else {"params": best.params, "score": best.score, "trial": best.number},

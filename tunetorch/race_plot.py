@@ -95,6 +95,7 @@ def race_figure(
     from matplotlib.lines import Line2D
 
     from tunetorch.report import best_so_far
+    from tunetorch.tuner import device_minutes
 
     if len(space) != 2 or not all(hasattr(d, "low") for d in space.dims):
         raise ValueError(f"race_figure needs two numeric dimensions, got {space.names}")
@@ -134,10 +135,7 @@ def race_figure(
     gs = fig.add_gridspec(3, n + 2, height_ratios=[4.2, 0.5, 3.3], width_ratios=[1] * n + [0.05, 0.05])
     fig.suptitle(title, fontsize=14)
 
-    spent_all = {
-        name: sum((t.device_seconds or 0.0) for t in trials if t.finished) / 60.0
-        for name, trials in results.items()
-    }
+    spent_all = {name: device_minutes(trials) for name, trials in results.items()}
     bar_total = budget_minutes if budget_minutes is not None else max(spent_all.values(), default=0.0)
     bar_total = max(bar_total, max(spent_all.values(), default=0.0), 1e-9)
 
