@@ -27,7 +27,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -275,14 +274,9 @@ def utilisation(args) -> list[str]:
 
 # --- the report -----------------------------------------------------------------------------
 def cpu_name() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in text.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
+    from tunetorch.pool import device_name
+
+    return device_name("cpu").removeprefix("CPU: ")
 
 
 def main() -> int:

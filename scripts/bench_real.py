@@ -123,14 +123,12 @@ def main() -> None:
 
 def _machine() -> str:
     import os
-    import platform
 
     import torch
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )
+    from tunetorch.pool import device_name
+
+    cpu = device_name("cpu").removeprefix("CPU: ")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
 

@@ -319,13 +319,9 @@ def main(argv=None):
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from tunetorch.pool import device_name
+
+    return device_name("cpu").removeprefix("CPU: ")
 
 
 if __name__ == "__main__":
