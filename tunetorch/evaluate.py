@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import UsageError
+from tunetorch.history import best_trial
 from tunetorch.journal import Journal
-from tunetorch.report import best_trial
 
 
 def evaluate_best(
@@ -36,7 +36,7 @@ def evaluate_best(
             f"(accuracy {done[-1]['accuracy']:.4f}); each look at the test set makes it less of one: "
             "pass force=true to evaluate again (it is flagged)"
         )
-    best = best_trial(journal.trials())
+    best = best_trial(journal.trials(), journal.get_meta("direction") or "maximize")
     if best is None:
         raise UsageError(f"study.dir: {study_dir} has no completed trial to evaluate")
     weights = study_dir / "best.pt"

@@ -16,18 +16,25 @@ from typing import Any
 from tunetorch.errors import UsageError
 from tunetorch.trial import Trial, TrialState
 
-FORMAT = "tunetorch-journal/1"
+FORMAT = "tunetorch-journal/2"
+# Journals of an older layout (format 1: flat parameter names, a fixed epoch table) are refused
+# with one line instead of being misread.
+OLDER_FORMATS = ("tunetorch-journal/1",)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
     number INTEGER PRIMARY KEY,
-    params TEXT NOT NULL,          -- JSON
+    params TEXT NOT NULL,          -- JSON: config path -> value
     state TEXT NOT NULL,
     score REAL,
     device TEXT,
     device_name TEXT,
     device_seconds REAL,
+    wall_seconds REAL,
+    node TEXT,
+    epochs INTEGER,
+    best_epoch INTEGER,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     info TEXT NOT NULL DEFAULT '{}', -- JSON
@@ -36,7 +43,7 @@ CREATE TABLE IF NOT EXISTS trials (
 CREATE TABLE IF NOT EXISTS epochs (
     trial INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
-    train_loss REAL, val_loss REAL, val_accuracy REAL, seconds REAL,
+    metrics TEXT NOT NULL,         -- JSON: train_loss, val_loss, val_accuracy, seconds, the user's metrics
     PRIMARY KEY (trial, epoch)
 );
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -65,6 +72,11 @@ class Journal:
             self.set_meta("format", FORMAT)
         else:
             fmt = self.get_meta("format")
+            if fmt in OLDER_FORMATS:
+                raise UsageError(
+                    f"study.dir: {self.path.parent} was made by an older tunetorch layout ({fmt}); "
+                    "start it again in a new study.dir"
+                )
             if fmt != FORMAT:
                 raise UsageError(
                     f"study.dir: {self.path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})"
@@ -87,68 +99,43 @@ class Journal:
 
     # --- trials --------------------------------------------------------------------------
     def put_trial(self, trial: Trial) -> None:
+        row = {f: getattr(trial, f) for f in _TRIAL_COLUMNS}
+        row["params"] = json.dumps(trial.params)
+        row["state"] = trial.state.value
+        row["info"] = json.dumps(trial.info, default=float)
+        columns = ", ".join((*_TRIAL_COLUMNS, "updated"))
+        marks = ", ".join("?" * (len(_TRIAL_COLUMNS) + 1))
         with self._tx():
             self._db.execute(
-                "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    trial.number,
-                    json.dumps(trial.params),
-                    trial.state.value,
-                    trial.score,
-                    trial.device,
-                    trial.device_name,
-                    trial.device_seconds,
-                    trial.error,
-                    trial.attempts,
-                    json.dumps(trial.info, default=float),
-                    time.time(),
-                ),
+                f"INSERT OR REPLACE INTO trials ({columns}) VALUES ({marks})",
+                (*row.values(), time.time()),
             )
 
     def trials(self) -> list[Trial]:
-        rows = self._db.execute(
-            "SELECT number, params, state, score, device, device_name, device_seconds, error, attempts, info"
-            " FROM trials ORDER BY number"
-        ).fetchall()
-        return [
-            Trial(
-                number=r[0],
-                params=json.loads(r[1]),
-                state=TrialState(r[2]),
-                score=r[3],
-                device=r[4],
-                device_name=r[5],
-                device_seconds=r[6],
-                error=r[7],
-                attempts=r[8],
-                info=json.loads(r[9]),
-            )
-            for r in rows
-        ]
+        rows = self._db.execute(f"SELECT {', '.join(_TRIAL_COLUMNS)} FROM trials ORDER BY number").fetchall()
+        out = []
+        for r in rows:
+            row = dict(zip(_TRIAL_COLUMNS, r, strict=True))
+            row["params"] = json.loads(row["params"])
+            row["state"] = TrialState(row["state"])
+            row["info"] = json.loads(row["info"])
+            out.append(Trial(**row))
+        return out
 
     # --- per-epoch curves --------------------------------------------------------------
     def add_epoch(self, trial: int, epoch: int, metrics: dict[str, float]) -> None:
         with self._tx():
             self._db.execute(
-                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    trial,
-                    epoch,
-                    metrics.get("train_loss"),
-                    metrics.get("val_loss"),
-                    metrics.get("val_accuracy"),
-                    metrics.get("seconds"),
-                ),
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?)",
+                (trial, epoch, json.dumps({k: v for k, v in metrics.items() if k != "epoch"})),
             )
 
     def epochs(self, trial: int) -> list[dict[str, float]]:
+        """One dict per recorded epoch of `trial`, in order: {"epoch": e, metric: value, ...}."""
         rows = self._db.execute(
-            "SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epochs"
-            " WHERE trial = ? ORDER BY epoch",
-            (trial,),
+            "SELECT epoch, metrics FROM epochs WHERE trial = ? ORDER BY epoch", (trial,)
         ).fetchall()
-        keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "seconds")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [{"epoch": e, **json.loads(m)} for e, m in rows]
 
     def clear_epochs(self, trial: int) -> None:
         """A re-run trial starts its curves afresh."""
@@ -170,6 +157,24 @@ class Journal:
         ).fetchall()
         keys = ("trial", "accuracy", "loss", "test_hash", "forced", "time")
         return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[4])} for r in rows]
+
+
+_TRIAL_COLUMNS = (
+    "number",
+    "params",
+    "state",
+    "score",
+    "device",
+    "device_name",
+    "device_seconds",
+    "wall_seconds",
+    "node",
+    "epochs",
+    "best_epoch",
+    "error",
+    "attempts",
+    "info",
+)
 
 
 class _Transaction:

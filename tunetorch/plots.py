@@ -19,7 +19,7 @@ def _pyplot():
 
 def plot_progress(trials: list[Trial], path: Path, unit: str = "GPU minutes") -> None:
     """Best validation score so far against cumulative device minutes; failed trials marked."""
-    from tunetorch.report import best_so_far
+    from tunetorch.history import best_so_far
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))

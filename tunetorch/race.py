@@ -209,8 +209,9 @@ def run_synthetic(study, landscape: dict, budget, seed: int = 0) -> str:
     import numpy as np
 
     from tunetorch.errors import SpaceExhausted
+    from tunetorch.history import device_minutes
     from tunetorch.landscapes import cost_seconds, score
-    from tunetorch.tuner import device_minutes, trial_seed
+    from tunetorch.tuner import trial_seed
 
     cost = landscape.get("cost") or {}
 
@@ -287,7 +288,7 @@ def _race_training(entrant: Entrant) -> tuple[int, list]:
 
 # --- the race -----------------------------------------------------------------------------
 def run(cfg: Any) -> int:
-    from tunetorch.report import device_unit
+    from tunetorch.history import device_unit
     from tunetorch.tuner import Budget
 
     plan = make_plan(cfg)
@@ -389,7 +390,7 @@ def write_tensorboard(root: Path, results: dict[str, list], fig) -> None:
     import numpy as np
     from torch.utils.tensorboard import SummaryWriter
 
-    from tunetorch.report import best_so_far
+    from tunetorch.history import best_so_far
 
     for name, trials in results.items():
         shutil.rmtree(root / name, ignore_errors=True)
@@ -406,8 +407,7 @@ def write_tensorboard(root: Path, results: dict[str, list], fig) -> None:
 def _summary(
     cfg: Any, plan: Plan, results: dict[str, list], codes: dict[str, int], unit: str, objective: str
 ) -> dict[str, Any]:
-    from tunetorch.report import best_trial
-    from tunetorch.tuner import device_minutes
+    from tunetorch.history import best_trial, device_minutes
 
     out: dict[str, Any] = {
         "objective": objective,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from tunetorch.history import best_trial
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 
@@ -94,8 +95,7 @@ def race_figure(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from tunetorch.report import best_so_far
-    from tunetorch.tuner import device_minutes
+    from tunetorch.history import best_so_far, device_minutes
 
     if len(space) != 2 or not all(hasattr(d, "low") for d in space.dims):
         raise ValueError(f"race_figure needs two numeric dimensions, got {space.names}")
@@ -171,7 +171,7 @@ def race_figure(
                 zorder=3,
                 clip_on=False,
             )
-        best = max(ok, key=lambda t: (t.score, -t.number)) if ok else None
+        best = best_trial(ok)
         if best is not None:
             ax.scatter(
                 [best.params[dx.name]],

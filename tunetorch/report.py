@@ -13,35 +13,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tunetorch.history import best_so_far, best_trial, device_minutes, device_unit
 from tunetorch.journal import Journal
 from tunetorch.trial import Trial, TrialState
 
 
-def best_trial(trials: list[Trial]) -> Trial | None:
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    return max(done, key=lambda t: (t.score, -t.number)) if done else None
-
-
-def device_unit(trials: list[Trial]) -> str:
-    """'GPU minutes' when any trial ran on a GPU, else 'CPU-device minutes'."""
-    return "GPU minutes" if any((t.device or "").startswith("cuda") for t in trials) else "CPU-device minutes"
-
-
-def best_so_far(trials: list[Trial]) -> list[tuple[float, float, int]]:
-    """(cumulative device minutes, best score so far, trial number) at each finished trial, in order."""
-    out, spent, best = [], 0.0, None
-    for t in sorted((t for t in trials if t.finished), key=lambda t: t.number):
-        spent += (t.device_seconds or 0.0) / 60.0
-        if t.state == TrialState.COMPLETE and (best is None or t.score > best):
-            best = t.score
-        if best is not None:
-            out.append((spent, best, t.number))
-    return out
-
-
 def summary(journal: Journal, strategy: str) -> dict[str, Any]:
     trials = journal.trials()
-    best = best_trial(trials)
+    direction = journal.get_meta("direction") or "maximize"
+    best = best_trial(trials, direction)
     finished = [t for t in trials if t.finished]
     wall = float(journal.get_meta("wall_seconds") or 0.0)
     per_device: dict[str, float] = {}
@@ -55,11 +35,20 @@ def summary(journal: Journal, strategy: str) -> dict[str, Any]:
         "n_trials": len(finished),
         "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "n_interrupted": sum(t.state in (TrialState.INTERRUPTED, TrialState.RUNNING) for t in trials),
         "best": None
         if best is None
-        else {"params": best.params, "val_score": best.score, "trial": best.number},
-        "gpu_minutes": sum(t.device_seconds or 0.0 for t in finished) / 60.0,
+        else {
+            "params": best.params,
+            "val_score": best.score,
+            "trial": best.number,
+            "epochs": best.epochs,
+            "best_epoch": best.best_epoch,
+        },
+        "metric": journal.get_meta("metric") or "val_accuracy",
+        "direction": direction,
+        "gpu_minutes": device_minutes(finished),
         "device_unit": device_unit(trials),
         "wall_seconds": wall,
         "device_busy": {k: (v / wall if wall > 0 else None) for k, v in per_device.items()},
@@ -95,7 +84,20 @@ def _write_trials_csv(path: Path, trials: list[Trial]) -> None:
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["number", *names, "state", "val_score", "device", "device_name", "device_seconds", "error"]
+            [
+                "number",
+                *names,
+                "state",
+                "val_score",
+                "epochs",
+                "best_epoch",
+                "node",
+                "device",
+                "device_name",
+                "device_seconds",
+                "wall_seconds",
+                "error",
+            ]
         )
         for t in trials:
             w.writerow(
@@ -104,9 +106,13 @@ def _write_trials_csv(path: Path, trials: list[Trial]) -> None:
                     *(t.params.get(n) for n in names),
                     t.state.value,
                     t.score,
+                    t.epochs,
+                    t.best_epoch,
+                    t.node,
                     t.device,
                     t.device_name,
                     t.device_seconds,
+                    t.wall_seconds,
                     t.error,
                 ]
             )
@@ -151,8 +157,6 @@ class TensorBoardLog:
             # TensorBoard steps are integers: GPU (device) seconds, so the x axis reads in seconds.
             self.study.add_scalar("study/best_val_accuracy_by_device_seconds", best, int(round(minutes * 60)))
         for key, value in trial.info.items():  # the strategy's internals (bayes: EI, fit time, length scales)
-            if key == "best_epoch":
-                continue  # the tuner's, not the strategy's: it is in the trial's own curves
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.study.add_scalar(f"strategy/{key}", value, trial.number)
             elif isinstance(value, dict):

@@ -4,7 +4,7 @@
     study = Study(space, strategy="bayes", seed=0)
     for _ in range(30):
         trial = study.ask()
-        study.tell(trial, -(trial.params["x"] - 1) ** 2)   # higher is better
+        study.tell(trial, -(trial.params["x"] - 1) ** 2)   # higher is better (direction="maximize")
     study.best.params
 
 No Hydra and no training: any function can be optimised. Several trials may be asked
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tunetorch import history
 from tunetorch.journal import Journal
 from tunetorch.space import SearchSpace
 from tunetorch.strategies import Strategy, make_strategy
@@ -30,8 +31,11 @@ class Study:
         strategy: str | Strategy = "random",
         seed: int = 0,
         journal: Journal | None = None,
+        direction: str = "maximize",
         **strategy_options: Any,
     ):
+        history.sign(direction)  # raises on anything but maximize / minimize
+        self.direction = direction
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if isinstance(strategy, Strategy):
             self.strategy = strategy
@@ -44,7 +48,8 @@ class Study:
     def ask(self) -> Trial:
         """A new RUNNING trial with the strategy's params. Raises SpaceExhausted when done."""
         number = max(self._trials, default=-1) + 1
-        params = self.strategy.suggest(number, self.trials)
+        # Strategies maximise: with direction="minimize" they see negated scores.
+        params = self.strategy.suggest(number, history.maximized(self.trials, self.direction))
         if not self.space.contains(params):
             raise RuntimeError(f"strategy {self.strategy.name} proposed {params!r}, outside the space")
         trial = Trial(number=number, params=params, info=dict(self.strategy.last_info))
@@ -52,7 +57,7 @@ class Study:
         return trial
 
     def tell(self, trial: Trial | int, score: float | None, **fields: Any) -> Trial:
-        """Record the score (higher is better). None or a non-finite score marks the trial FAIL.
+        """Record the score (better as `direction` says). None or a non-finite score marks it FAIL.
 
         `fields` are Trial fields to record with it: device, device_seconds, error, ...
         """
@@ -82,9 +87,8 @@ class Study:
 
     @property
     def best(self) -> Trial | None:
-        """The completed trial with the highest score (the earliest on a tie)."""
-        done = self.completed
-        return max(done, key=lambda t: (t.score, -t.number)) if done else None
+        """The trial with the best score (history.best_trial: ties go to the longer, then the earlier)."""
+        return history.best_trial(self.trials, self.direction)
 
     def _record(self, trial: Trial) -> None:
         self._trials[trial.number] = trial

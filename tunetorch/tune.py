@@ -239,10 +239,11 @@ def run(cfg: Any) -> int:
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.study.seed, **options)
 
     from tunetorch.data import ensure_available
+    from tunetorch.history import device_minutes, device_unit
     from tunetorch.pool import Pool, slot_devices
-    from tunetorch.report import TensorBoardLog, device_unit, write_reports
+    from tunetorch.report import TensorBoardLog, write_reports
     from tunetorch.study import Study
-    from tunetorch.tuner import Budget, device_minutes, run_search, run_training, setup_training
+    from tunetorch.tuner import Budget, run_search, run_training, setup_training
 
     devices = slot_devices(
         cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices),
@@ -386,8 +387,7 @@ class _Progress:
         self.best_number = study.best.number if study.best else None
 
     def line(self, trial) -> None:
-        from tunetorch.report import device_unit
-        from tunetorch.tuner import device_minutes
+        from tunetorch.history import device_minutes, device_unit
 
         trials = self.study.trials
         done = sum(t.finished for t in trials)

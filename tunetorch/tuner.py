@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tunetorch.errors import SpaceExhausted
+from tunetorch.history import consecutive_failures, device_minutes
 from tunetorch.pool import Event, Pool
 from tunetorch.study import Study
 from tunetorch.trial import Trial, TrialState
@@ -38,10 +39,6 @@ class Outcome:
     ok: bool  # False when it stopped on failures or an interruption
     wall_seconds: float
     interrupted: bool = False
-
-
-def device_minutes(trials: list[Trial]) -> float:
-    return sum(t.device_seconds or 0.0 for t in trials if t.finished) / 60.0
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -111,7 +108,7 @@ def run_search(
                 continue
             if on_trial is not None:
                 on_trial(trial)
-            failures = _consecutive_failures(study)
+            failures = consecutive_failures(study.trials)
             if failures >= max_consecutive_failures:
                 raise _Stop(f"stopped after {failures} failed trials in a row; the last: {trial.error}")
     except _Stop as e:
@@ -150,20 +147,10 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
         if p["error"] is not None:
             return study.tell(trial, None, error=p["error"], **fields)
         result = p["result"]
-        info = {**trial.info, "best_epoch": result.get("epoch")}
-        return study.tell(trial, result["score"], info=info, **fields)
+        return study.tell(
+            trial, result["score"], best_epoch=result.get("epoch"), epochs=result.get("epochs"), **fields
+        )
     return None
-
-
-def _consecutive_failures(study: Study) -> int:
-    n = 0
-    for t in reversed(study.trials):  # newest first: study.trials is in trial-number order
-        if not t.finished:
-            continue
-        if t.state != TrialState.FAIL:
-            break
-        n += 1
-    return n
 
 
 def _interrupt_in_flight(study: Study, pool: Pool, why: str) -> None:
@@ -229,4 +216,4 @@ def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict
     tmp = path.with_suffix(".pt.tmp")
     torch.save(result.state_dict, tmp)
     os.replace(tmp, path)
-    return {"score": result.score, "epoch": result.epoch}
+    return {"score": result.score, "epoch": result.epoch, "epochs": len(result.epochs)}

@@ -1,0 +1,83 @@
+"""Pure queries over a study's trial history: one rule, one place.
+
+Every reader of trials (the study, the search loop, reports, plots, the race) asks these
+functions instead of re-deriving them, so "the best trial" or "minutes spent" cannot
+mean two things in two places.
+
+    trials: a list of Trial, in any order
+    direction: "maximize" | "minimize" (the study's `study.direction`)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tunetorch.trial import Trial, TrialState
+
+DIRECTIONS = ("maximize", "minimize")
+
+# Trials whose score may make them the study's best: they hold weights for that score.
+SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def sign(direction: str) -> float:
+    """+1 when higher is better, -1 when lower is: `sign * score` is always "higher is better"."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    return 1.0 if direction == "maximize" else -1.0
+
+
+def maximized(trials: Iterable[Trial], direction: str) -> list[Trial]:
+    """The trials with scores turned to "higher is better", as every strategy expects."""
+    s = sign(direction)
+    if s > 0:
+        return list(trials)
+    return [t if t.score is None else t.replace(score=-t.score) for t in trials]
+
+
+def best_trial(trials: Iterable[Trial], direction: str = "maximize") -> Trial | None:
+    """The scored trial with the best score. On a tie the one that trained more epochs wins
+    (a pruned trial never beats a longer one that scored as well), then the earliest."""
+    s = sign(direction)
+    scored = [t for t in trials if t.state in SCORED and t.score is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda t: (s * t.score, t.epochs or 0, -t.number))
+
+
+def finished(trials: Iterable[Trial]) -> list[Trial]:
+    return sorted((t for t in trials if t.finished), key=lambda t: t.number)
+
+
+def device_minutes(trials: Iterable[Trial]) -> float:
+    """Device minutes charged to the finished trials (completed, pruned and failed)."""
+    return sum(t.device_seconds or 0.0 for t in trials if t.finished) / 60.0
+
+
+def device_unit(trials: Iterable[Trial]) -> str:
+    """'GPU minutes' when any trial ran on a GPU, else 'CPU-device minutes'."""
+    return "GPU minutes" if any((t.device or "").startswith("cuda") for t in trials) else "CPU-device minutes"
+
+
+def best_so_far(trials: Iterable[Trial], direction: str = "maximize") -> list[tuple[float, float, int]]:
+    """(cumulative device minutes, best score so far, trial number) at each finished trial,
+    in trial-number order, from the first trial that has a score."""
+    s = sign(direction)
+    out, spent, best = [], 0.0, None
+    for t in finished(trials):
+        spent += (t.device_seconds or 0.0) / 60.0
+        if t.state in SCORED and t.score is not None and (best is None or s * t.score > s * best):
+            best = t.score
+        if best is not None:
+            out.append((spent, best, t.number))
+    return out
+
+
+def consecutive_failures(trials: Iterable[Trial]) -> int:
+    """How many of the newest finished trials failed in a row."""
+    n = 0
+    for t in reversed(finished(trials)):
+        if t.state != TrialState.FAIL:
+            break
+        n += 1
+    return n
