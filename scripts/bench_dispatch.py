@@ -5,12 +5,12 @@
         [--cpu-epochs 10] [--out FILE]
 
 1. Overhead: `--trials` trivial trials (the objective returns at once) through the pool with
-   `--workers` CPU workers (tunetorch.tuner.run_search over a Study with random search),
+   `--workers` CPU workers (tunetorch.search.run_search over a Study with random search),
    against the same calls in a plain ask / objective / tell loop. Per repetition: the whole
    run including worker start and shutdown, the worker start alone, the added cost per
    trial ((pool run - worker start - plain loop) / trials) and the median round trip of
    one trial (submit -> "done" read back). Median and [min, max] over `--reps`.
-2. Utilisation: real training trials (tunetorch.tuner.setup_training / run_training, the
+2. Utilisation: real training trials (tunetorch.training.objective.setup_training / run_training, the
    config composed from tunetorch/conf like `python -m tunetorch.tune` does). With CUDA:
    an MLP on MNIST with trials_per_device 1, 2, 4, 8 on one GPU. Always: the MLP on digits
    with 1 and 2 CPU workers. Timing starts once every worker is ready (data loaded), so
@@ -76,7 +76,7 @@ def overhead(n_trials: int, workers: int, reps: int) -> str:
     from tests import _toy_tasks as tasks
     from tunetorch import SearchSpace, Study
     from tunetorch.pool import Pool
-    from tunetorch.tuner import Budget, run_search
+    from tunetorch.search import Budget, run_search
 
     space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
     rows: dict[str, list[float]] = {k: [] for k in ("plain", "total", "start", "added", "rtt")}
@@ -159,11 +159,12 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
 
     from omegaconf import OmegaConf
 
-    from tunetorch.data import ensure_available
     from tunetorch.pool import Pool
+    from tunetorch.search import Budget, run_search
     from tunetorch.study import Study
+    from tunetorch.training.datasets import ensure_available
+    from tunetorch.training.objective import run_training, setup_training
     from tunetorch.tune import validate
-    from tunetorch.tuner import Budget, run_search, run_training, setup_training
 
     space = validate(cfg)
     ensure_available(cfg.dataset)

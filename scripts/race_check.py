@@ -21,10 +21,10 @@ def main() -> int:
     from hydra import compose, initialize_config_dir
 
     from tunetorch.race import make_plan, run_synthetic
+    from tunetorch.search import Budget
     from tunetorch.strategies import make_strategy
     from tunetorch.study import Study
     from tunetorch.tune import CONF_DIR
-    from tunetorch.tuner import Budget
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)

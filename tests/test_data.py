@@ -9,7 +9,13 @@ from omegaconf import OmegaConf
 
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tunetorch import UsageError
-from tunetorch.data import TuningData, _digits_test_idx, _split_fit, load_test_split, load_tuning_data
+from tunetorch.training.datasets import (
+    TuningData,
+    _digits_test_idx,
+    _split_fit,
+    load_test_split,
+    load_tuning_data,
+)
 
 
 def test_digits_splits_are_disjoint_stratified_and_seeded(compose):
@@ -66,7 +72,7 @@ def test_torchvision_imports_on_this_torch():
     """The compat module makes the dataset classes importable even when torchvision's
     compiled extension cannot load (CUDA torchvision wheel on a CPU torch)."""
     code = (
-        "from tunetorch._torchvision_compat import import_torchvision, extension_loads\n"
+        "from tunetorch.training._torchvision_compat import import_torchvision, extension_loads\n"
         "loads = extension_loads()\n"
         "tv = import_torchvision()\n"
         "assert tv.datasets.MNIST and tv.datasets.CIFAR10 and tv.datasets.FashionMNIST\n"

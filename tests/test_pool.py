@@ -13,7 +13,7 @@ from tests import _toy_tasks
 from tests.conftest import ROOT, SHRINK
 from tunetorch import Journal, SearchSpace, Study, TrialState, UsageError
 from tunetorch.pool import Pool, slot_devices
-from tunetorch.tuner import Budget, run_search
+from tunetorch.search import Budget, run_search
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
 

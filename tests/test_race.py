@@ -44,9 +44,9 @@ def compose_race(*overrides: str):
 
 def synthetic_results(landscape: str = "bumpy", n_trials: int = 12, seed: int = 0):
     from tunetorch.race import make_plan, run_synthetic
+    from tunetorch.search import Budget
     from tunetorch.strategies import make_strategy
     from tunetorch.study import Study
-    from tunetorch.tuner import Budget
 
     cfg = compose_race(f"landscape={landscape}", f"budget.n_trials={n_trials}", f"study.seed={seed}")
     plan = make_plan(cfg)

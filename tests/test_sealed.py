@@ -19,9 +19,9 @@ import torch
 
 from tests.conftest import SHRINK, run_tune
 from tunetorch import SearchSpace, Study
-from tunetorch.data import _digits_test_idx, _split_fit, load_test_split, load_tuning_data
 from tunetorch.strategies import REGISTRY
 from tunetorch.strategies.base import Strategy
+from tunetorch.training.datasets import _digits_test_idx, _split_fit, load_test_split, load_tuning_data
 
 SPY = textwrap.dedent(
     """
@@ -33,7 +33,7 @@ SPY = textwrap.dedent(
         with open(LOG, "a") as f:
             f.write(json.dumps({"what": what, "pid": os.getpid(), "caller": caller.filename}) + "\\n")
 
-    import tunetorch.data as d
+    import tunetorch.training.datasets as d
     _test, _tv = d.load_test_split, d._read_torchvision
 
     def load_test_split(*a, **k):

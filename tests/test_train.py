@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from tunetorch.data import load_tuning_data
-from tunetorch.models import CNN, MLP, build_model
-from tunetorch.train import Diverged, train_trial
+from tunetorch.training.datasets import load_tuning_data
+from tunetorch.training.models import CNN, MLP, build_model
+from tunetorch.training.trainer import Diverged, train_trial
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])

@@ -39,7 +39,9 @@ def test_the_study_directory(study):
     assert "test accuracy" in out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy"] == "random" and summary["n_trials"] == 3 and summary["n_failed"] == 0
-    assert {"params", "val_score", "trial", "epochs", "best_epoch"} <= set(summary["best"]) and 0 < summary["best"]["val_score"] <= 1
+    assert {"params", "val_score", "trial", "epochs", "best_epoch"} <= set(summary["best"]) and 0 < summary[
+        "best"
+    ]["val_score"] <= 1
     assert summary["gpu_minutes"] > 0 and summary["device_unit"] == "CPU-device minutes"
     assert 0.5 < summary["test"]["accuracy"] <= 1 and summary["test"]["loss"] > 0
     assert summary["test_evaluations"] == 1 and summary["test_forced"] is False

@@ -25,9 +25,9 @@ def evaluate_best(
     import torch
     from omegaconf import OmegaConf
 
-    from tunetorch.data import load_test_split, split_hash
-    from tunetorch.models import build_model
-    from tunetorch.train import evaluate
+    from tunetorch.training.datasets import load_test_split, split_hash
+    from tunetorch.training.models import build_model
+    from tunetorch.training.trainer import evaluate
 
     done = journal.evaluations()
     if done and not force:

@@ -211,7 +211,7 @@ def run_synthetic(study, landscape: dict, budget, seed: int = 0) -> str:
     from tunetorch.errors import SpaceExhausted
     from tunetorch.history import device_minutes
     from tunetorch.landscapes import cost_seconds, score
-    from tunetorch.tuner import trial_seed
+    from tunetorch.training.objective import trial_seed
 
     cost = landscape.get("cost") or {}
 
@@ -289,7 +289,7 @@ def _race_training(entrant: Entrant) -> tuple[int, list]:
 # --- the race -----------------------------------------------------------------------------
 def run(cfg: Any) -> int:
     from tunetorch.history import device_unit
-    from tunetorch.tuner import Budget
+    from tunetorch.search import Budget
 
     plan = make_plan(cfg)
     race_dir = Path(cfg.study.dir)
@@ -307,7 +307,7 @@ def run(cfg: Any) -> int:
         flush=True,
     )
     if not synthetic:
-        from tunetorch.data import ensure_available
+        from tunetorch.training.datasets import ensure_available
 
         ensure_available(cfg.dataset)  # before the first strategy starts, so bad data stops all three
     race_dir.mkdir(parents=True, exist_ok=True)

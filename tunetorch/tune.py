@@ -238,12 +238,13 @@ def run(cfg: Any) -> int:
     options = {k: v for k, v in OmegaConf.to_container(cfg.strategy, resolve=True).items() if k != "name"}
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.study.seed, **options)
 
-    from tunetorch.data import ensure_available
     from tunetorch.history import device_minutes, device_unit
     from tunetorch.pool import Pool, slot_devices
     from tunetorch.report import TensorBoardLog, write_reports
+    from tunetorch.search import Budget, run_search
     from tunetorch.study import Study
-    from tunetorch.tuner import Budget, run_search, run_training, setup_training
+    from tunetorch.training.datasets import ensure_available
+    from tunetorch.training.objective import run_training, setup_training
 
     devices = slot_devices(
         cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices),

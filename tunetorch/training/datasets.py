@@ -150,7 +150,7 @@ def _read(cfg: Any, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    from tunetorch._torchvision_compat import import_torchvision
+    from tunetorch.training._torchvision_compat import import_torchvision
 
     datasets = import_torchvision().datasets
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": _Cifar10(datasets)}[

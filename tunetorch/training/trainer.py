@@ -17,8 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tunetorch.data import Split, TuningData
-from tunetorch.models import build_model
+from tunetorch.training.datasets import Split, TuningData
+from tunetorch.training.models import build_model
 
 # The trial params train_trial reads are listed in names.TRAINER_PARAMS: keep the two in step.
 

@@ -1,0 +1,1 @@
+"""Training: the objective run in workers, the trainer loop, built-in models and data modules."""
