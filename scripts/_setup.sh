@@ -12,6 +12,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  # the ray extra too, so that the two-node Ray cluster tests (tests/test_ray.py) run in CI
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev,ray]" "torch==$TORCH_VERSION"
   echo "$want" > "$stamp"
 fi

@@ -1,6 +1,7 @@
 """Dispatch benchmark: what the pool adds per trial, and how busy it keeps a device.
 
     nice -n 5 .venv/bin/python scripts/bench_dispatch.py [--reps 5] [--trials 200] [--workers 2]
+        [--backends local,ray] [--tune-reps 1]
         [--data-root ../shared/data] [--gpu-trials 32] [--gpu-epochs 2] [--cpu-trials 20]
         [--cpu-epochs 10] [--out FILE]
 
@@ -10,6 +11,13 @@
    run including worker start and shutdown, the worker start alone, the added cost per
    trial ((pool run - worker start - plain loop) / trials) and the median round trip of
    one trial (submit -> "done" read back). Median and [min, max] over `--reps`.
+   Backends: `local` (the process pool), `ray` (tunetorch.executors.ray over a two-node Ray
+   cluster on this machine, one CPU slot per node) and `tune` (Ray Tune itself on the same
+   cluster, the same trivial trainable, `--tune-reps` runs; needs `ray[tune]`; asked for by
+   `--backends local,ray,tune`: it takes minutes). The Ray rows
+   run in a child of this script inside a network namespace of its own (`unshare -n`, node
+   IP 127.0.0.1, as tests/test_ray.py does); they are skipped with the reason when Ray or
+   unshare is missing. Cluster start is excluded from every Ray row.
 2. Utilisation: real training trials (tunetorch.training.objective.setup_training / run_training, the
    config composed from tunetorch/conf like `python -m tunetorch.tune` does). With CUDA:
    an MLP on MNIST with trials_per_device 1, 2, 4, 8 on one GPU. Always: the MLP on digits
@@ -23,10 +31,13 @@ Top-level imports are the standard library only: spawned workers re-import this 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,61 +83,212 @@ def _summary(values: list[float], fmt: str = "{:.1f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
 
-def overhead(n_trials: int, workers: int, reps: int) -> str:
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+KEYS = ("plain", "total", "start", "added", "rtt")
+
+
+def plain_loop(n_trials: int, rep: int) -> float:
+    """Seconds for the same trials in a plain ask / objective / tell loop, no pool."""
     from tests import _toy_tasks as tasks
     from tunetorch import SearchSpace, Study
-    from tunetorch.pool import Pool
+
+    study = Study(SearchSpace.from_dict(SPACE), strategy="random", seed=rep)
+    state = tasks.setup("cpu")
+    t0 = time.perf_counter()
+    for _ in range(n_trials):
+        trial = study.ask()
+        study.tell(trial, tasks.instant(state, trial.number, trial.params, None)["score"])
+    return time.perf_counter() - t0
+
+
+def pool_rows(n_trials: int, workers: int, reps: int, open_pool) -> dict[str, list[float]]:
+    """`reps` runs of n_trials instant trials through the executor `open_pool(t0)` makes;
+    worker start: until every slot reported ready (the Ray pool is ready when it returns)."""
+    from tunetorch import SearchSpace, Study
     from tunetorch.search import Budget, run_search
 
-    space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
-    rows: dict[str, list[float]] = {k: [] for k in ("plain", "total", "start", "added", "rtt")}
+    rows: dict[str, list[float]] = {k: [] for k in KEYS}
     for rep in range(reps):
-        study = Study(space, strategy="random", seed=rep)
-        state = tasks.setup("cpu")
+        plain = plain_loop(n_trials, rep)
+        study = Study(SearchSpace.from_dict(SPACE), strategy="random", seed=rep)
         t0 = time.perf_counter()
-        for _ in range(n_trials):
-            trial = study.ask()
-            study.tell(trial, tasks.instant(state, trial.number, trial.params, None)["score"])
-        plain = time.perf_counter() - t0
-
-        study = Study(space, strategy="random", seed=rep)
-        t0 = time.perf_counter()
-        with Pool(["cpu"] * workers, setup=tasks.setup, task=tasks.instant) as pool:
+        pool, ready_at = open_pool()
+        with pool:
             probe = Probe(pool, t0)
             outcome = run_search(study, pool, Budget(n_trials=n_trials))
         total = time.perf_counter() - t0
-        assert outcome.ok and len(study.completed) == n_trials, outcome
-        start = (probe.all_ready(workers) or time.perf_counter()) - t0
+        lost = [
+            (t.number, t.state.value, t.error, t.attempts) for t in study.trials if t not in study.completed
+        ]
+        assert outcome.ok and len(study.completed) == n_trials, (outcome, len(study.trials), lost[:5])
+        start = (ready_at or probe.all_ready(workers) or time.perf_counter()) - t0
         rows["plain"].append(plain * 1e3)
         rows["total"].append(total)
         rows["start"].append(start)
         rows["added"].append((total - start - plain) / n_trials * 1e3)
         rows["rtt"].append(statistics.median(done - sub for sub, done, _, _ in probe.spans) * 1e3)
+    return rows
 
-    return "\n".join(
-        [
-            f"### Overhead: {n_trials} instant trials, {workers} CPU workers, {reps} repetitions",
-            "",
-            "median [min, max] over repetitions",
-            "",
-            "| plain loop (ms, all trials) | pool: whole run (s) | worker start (s) "
-            "| added per trial (ms) | round trip per trial, median (ms) |",
-            "|---|---|---|---|---|",
-            f"| {_summary(rows['plain'])} | {_summary(rows['total'], '{:.2f}')} "
-            f"| {_summary(rows['start'], '{:.2f}')} | {_summary(rows['added'], '{:.2f}')} "
-            f"| {_summary(rows['rtt'], '{:.2f}')} |",
-            "",
-            "added per trial = (pool whole run - worker start - plain loop) / trials; "
-            "targets: <= 20 ms added per trial, whole run < 5 s.",
-        ]
+
+def local_rows(n_trials: int, workers: int, reps: int) -> dict[str, list[float]]:
+    from tests import _toy_tasks as tasks
+    from tunetorch.pool import Pool
+
+    return pool_rows(
+        n_trials,
+        workers,
+        reps,
+        lambda: (Pool(["cpu"] * workers, setup=tasks.setup, task=tasks.instant), None),
     )
+
+
+def _tune_trainable(config: dict) -> dict:
+    return {"score": config["x"]}  # the same trivial objective: returns at once
+
+
+def inside_namespace(args) -> dict:
+    """The Ray rows, run inside the network namespace: a head and one added node, one CPU
+    each; the Ray backend with `workers` CPU slots, then Ray Tune on the same cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from tests import _toy_tasks as tasks
+    from tunetorch.executors.ray import RayPool
+
+    node = {"num_cpus": max(1, args.workers // 2), "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args=node)
+    cluster.add_node(**node)
+    out: dict = {"cluster_start": time.perf_counter() - t0}
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+
+        def open_ray():
+            pool = RayPool.connect(
+                "cpu", args.workers, 1, tasks.setup, tasks.instant, address=cluster.address
+            )
+            return pool, time.perf_counter()
+
+        if "ray" in args.backends:
+            out["ray"] = pool_rows(args.trials, args.workers, args.reps, open_ray)
+        if "tune" in args.backends:
+            out["tune"] = tune_rows(args)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return out
+
+
+def tune_rows(args) -> dict[str, list[float]] | str:
+    try:
+        from ray import tune
+    except ImportError as e:  # ray without the tune extra
+        return f"skipped: Ray Tune is not installed ({e}); pip install 'ray[tune]==2.60.0'"
+    rows: dict[str, list[float]] = {k: [] for k in KEYS}
+    for rep in range(args.tune_reps):
+        plain = plain_loop(args.trials, rep)
+        with tempfile.TemporaryDirectory() as storage:
+            t0 = time.perf_counter()
+            tuner = tune.Tuner(
+                _tune_trainable,
+                param_space={"x": tune.uniform(0.0, 1.0)},
+                tune_config=tune.TuneConfig(num_samples=args.trials, metric="score", mode="max"),
+                run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
+            )
+            results = tuner.fit()
+            total = time.perf_counter() - t0
+        assert len(results) == args.trials and not results.errors, results.errors
+        rows["plain"].append(plain * 1e3)
+        rows["total"].append(total)
+        rows["added"].append((total - plain) / args.trials * 1e3)
+    return rows
+
+
+def ray_in_namespace(args) -> dict | str:
+    """Run this script's Ray part in a network namespace of its own; its rows, or why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return "skipped: Ray is not installed (pip install 'tunetorch[ray]')"
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "skipped: unshare or ip is not available"
+    with tempfile.TemporaryDirectory(prefix="ttbench-", dir="/tmp") as tmp:  # short: Ray's sockets
+        out = Path(tmp) / "ray.json"
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--inside-namespace",
+            str(out),
+            *("--trials", str(args.trials), "--workers", str(args.workers), "--reps", str(args.reps)),
+            *("--tune-reps", str(args.tune_reps), "--backends", ",".join(args.backends)),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0"}
+        script = "ip link set lo up && exec " + shlex.join(argv)
+        proc = subprocess.run(
+            ["unshare", "-n", "bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if proc.returncode != 0 or not out.exists():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"skipped: the Ray run failed inside `unshare -n` (exit {proc.returncode}): {last}"
+        return json.loads(out.read_text())
+
+
+def overhead(args) -> str:
+    n_trials, workers, reps = args.trials, args.workers, args.reps
+    table = [
+        ("local pool (processes)", local_rows(n_trials, workers, reps) if "local" in args.backends else None)
+    ]
+    notes = []
+    ray_part = ray_in_namespace(args) if {"ray", "tune"} & set(args.backends) else None
+    if isinstance(ray_part, str):
+        notes.append(f"Ray rows {ray_part}")
+    elif ray_part is not None:
+        notes.append(f"Ray cluster start (head + 1 node, excluded above): {ray_part['cluster_start']:.1f} s.")
+        if "ray" in ray_part:
+            table.append(("Ray backend (2 nodes, 1 actor each)", ray_part["ray"]))
+        if isinstance(ray_part.get("tune"), str):
+            notes.append(f"Ray Tune row {ray_part['tune']}")
+        elif "tune" in ray_part:
+            table.append((f"Ray Tune 2.60.0 (same cluster; {args.tune_reps} run(s))", ray_part["tune"]))
+        if "ray" in ray_part and isinstance(ray_part.get("tune"), dict):
+            ratio = statistics.median(ray_part["tune"]["total"]) / statistics.median(ray_part["ray"]["total"])
+            notes.append(f"Ray Tune's whole run / the Ray backend's whole run: {ratio:.1f}x (target >= 10x).")
+
+    lines = [
+        f"### Overhead: {n_trials} instant trials, {workers} CPU workers, {reps} repetitions",
+        "",
+        "median [min, max] over repetitions",
+        "",
+        "| backend | plain loop (ms, all trials) | whole run (s) | worker start (s) "
+        "| added per trial (ms) | round trip per trial, median (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in table:
+        if rows is None:
+            continue
+        cells = [
+            _summary(rows["plain"]),
+            _summary(rows["total"], "{:.2f}"),
+            _summary(rows["start"], "{:.2f}") if rows["start"] else "-",
+            _summary(rows["added"], "{:.2f}"),
+            _summary(rows["rtt"], "{:.2f}") if rows["rtt"] else "-",
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "added per trial = (whole run - worker start - plain loop) / trials (Ray Tune: its worker "
+        "start is part of its whole run); targets: <= 20 ms added per trial (local and Ray backend), "
+        "local whole run < 5 s, Ray Tune >= 10x the Ray backend's whole run.",
+        *([""] + notes if notes else []),
+    ]
+    return "\n".join(lines)
 
 
 # --- utilisation with real training ---------------------------------------------------------
 def compose_config(dataset: str, data_root: Path, epochs: int, tmp: Path):
     from hydra import compose, initialize_config_dir
 
-    from tunetorch.tune import CONF_DIR
+    from tunetorch.cli import conf_dir
 
     overrides = [
         "model=mlp",
@@ -137,7 +299,7 @@ def compose_config(dataset: str, data_root: Path, epochs: int, tmp: Path):
     ]
     if dataset != "digits":
         overrides += [f"dataset.root={data_root}", "dataset.download=false"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         return compose("tune", overrides=overrides)
 
 
@@ -159,15 +321,17 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
 
     from omegaconf import OmegaConf
 
+    from tunetorch import config
+    from tunetorch.cli import conf_dir
     from tunetorch.pool import Pool
     from tunetorch.search import Budget, run_search
     from tunetorch.study import Study
-    from tunetorch.training.datasets import ensure_available
     from tunetorch.training.objective import run_training, setup_training
-    from tunetorch.tune import validate
 
-    space = validate(cfg)
-    ensure_available(cfg.dataset)
+    cfg, defaulted = config.fill_defaults(cfg, conf_dir())
+    plan = config.check(cfg, conf_dir(), defaulted)
+    config.check_code(cfg, plan)  # the model's and data module's code, as `tunetorch.tune` checks it
+    space = plan.space
     checkpoints = Path(tempfile.mkdtemp(dir=tmp))
     setup = functools.partial(
         setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
@@ -197,7 +361,8 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
         "wall": wall,
         "per_device_hour": len(study.trials) / (wall / 3600) / n_devices,
         "busy": sum(per_device) / (wall * n_devices),
-        "slot_busy": device_seconds / (wall * len(devices)),
+        "slot_busy": sum(t.wall_seconds or 0.0 for t in study.trials) / (wall * len(devices)),
+        "charged": device_seconds / (wall * n_devices),
         "seconds_per_trial": statistics.median(t.device_seconds or 0.0 for t in study.trials),
         "max_seconds": max(t.device_seconds or 0.0 for t in study.trials),
         "names": names,
@@ -209,13 +374,14 @@ def utilisation_table(title: str, unit: str, label: str, runs: list[tuple[int, d
         f"### {title}",
         "",
         f"| {label} | trials | wall (s) | trials per {unit}-hour | device busy (>= 1 trial running) "
-        "| slot busy (device seconds / (wall x slots)) | device seconds per trial: median (max) |",
-        "|---|---|---|---|---|---|---|",
+        "| slot busy (trial wall seconds / (wall x slots)) | charged (device seconds / (wall x devices)) "
+        "| device seconds per trial: median (max) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k, r in runs:
         lines.append(
             f"| {k} | {r['trials']} ({r['failed']} failed) | {r['wall']:.1f} | {r['per_device_hour']:.0f} "
-            f"| {r['busy']:.2f} | {r['slot_busy']:.2f} "
+            f"| {r['busy']:.2f} | {r['slot_busy']:.2f} | {r['charged']:.2f} "
             f"| {r['seconds_per_trial']:.2f} ({r['max_seconds']:.2f}) |"
         )
     lines += [
@@ -223,8 +389,10 @@ def utilisation_table(title: str, unit: str, label: str, runs: list[tuple[int, d
         f"wall: from every worker ready (data on its device) to the last trial recorded. "
         f"Trials per {unit}-hour: trials / wall hours / devices (the CPU is one device, whatever its "
         "slots). Device busy: share of the wall time with at least one trial on the device. Slot busy: "
-        "summed device seconds over wall x slots, the figure summary.json's device_busy reports. The "
-        "max device seconds is mostly a worker's first trial (cold caches); workers warm up AdamW "
+        "summed raw trial wall seconds over wall x slots. Charged: summed device seconds (each trial's "
+        "share of the device it held, the GPU minutes a budget counts) over wall x devices; it "
+        "matches device busy when the charging is right. The max device seconds is mostly a worker's "
+        "first trial (cold caches); workers warm up AdamW "
         "(its torch._dynamo import) while setting up, so that is no longer charged to a trial.",
     ]
     return "\n".join(lines)
@@ -280,6 +448,15 @@ def cpu_name() -> str:
     return device_name("cpu").removeprefix("CPU: ")
 
 
+def ray_version() -> str:
+    import importlib.metadata
+
+    try:
+        return f"ray {importlib.metadata.version('ray')}; "
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5, help="repetitions of the overhead run")
@@ -293,14 +470,25 @@ def main() -> int:
     ap.add_argument("--cpu-trials", type=int, default=20, help="trials per CPU utilisation run")
     ap.add_argument("--cpu-epochs", type=int, default=10, help="epochs per digits trial on the CPU")
     ap.add_argument("--skip-utilisation", action="store_true")
+    ap.add_argument(
+        "--backends",
+        default="local,ray",
+        help="overhead rows: any of local, ray, tune (slow: Ray Tune), comma-separated",
+    )
+    ap.add_argument("--tune-reps", type=int, default=1, help="repetitions of the Ray Tune run")
+    ap.add_argument("--inside-namespace", type=Path, help=argparse.SUPPRESS)  # the Ray part's child run
     ap.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     ap.add_argument("--note", default="", help="a sentence about the machine for --out")
     args = ap.parse_args()
     args.data_root = args.data_root.expanduser().resolve()
+    args.backends = [b for b in args.backends.split(",") if b]
+    if args.inside_namespace:
+        args.inside_namespace.write_text(json.dumps(inside_namespace(args)))
+        return 0
 
     import torch
 
-    sections = [overhead(args.trials, args.workers, args.reps)]
+    sections = [overhead(args)]
     print(sections[0] + "\n", flush=True)
     if not args.skip_utilisation:
         for s in utilisation(args):
@@ -313,7 +501,8 @@ def main() -> int:
             "# Dispatch benchmark",
             "",
             f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"torch {torch.__version__}; CUDA: {'yes' if torch.cuda.is_available() else 'none'}."
+            f"torch {torch.__version__}; {ray_version()}"
+            f"CUDA: {'yes' if torch.cuda.is_available() else 'none'}."
             + (f" {args.note}" if args.note else ""),
             "",
             "```",

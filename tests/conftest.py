@@ -24,10 +24,10 @@ def compose():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from tunetorch.tune import CONF_DIR
+    from tunetorch.cli import conf_dir
 
     def make(*overrides: str):
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
             return hydra_compose("tune", overrides=[*SHRINK, "study.dir=unused", *overrides])
 
     return make

@@ -242,3 +242,73 @@ def test_rebuilt_trials_from_json_continue_identically():
     ]
     s = make_strategy("bayes", space, seed=6)
     assert s.suggest(10, reloaded) == make_strategy("bayes", space, seed=6).suggest(10, study.trials)
+
+
+# --- multi-fidelity: the GP on the highest epoch with dims + 1 observations (BOHB) -------------------
+
+
+def _trial(number, state, score, x):
+    return Trial(number, {"x": x, "y": 1 - x}, state, score=score)
+
+
+def test_gp_fits_the_highest_epoch_with_dims_plus_one_observations():
+    C, P, R = TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING
+    full = {e: 0.5 + 0.05 * e for e in range(9)}  # 9 epochs, best 0.9 at epoch 8
+    trials = [_trial(0, C, 0.9, 0.1), _trial(1, C, 0.9, 0.2)]
+    curves = {0: dict(full), 1: dict(full)}
+    # three pruned after 3 epochs, the middle one best at epoch 2 so far (0.97); two after 1 epoch
+    for n, x, top in ((2, 0.3, 0.6), (3, 0.4, 0.97), (4, 0.5, 0.6)):
+        trials.append(_trial(n, P, top, x))
+        curves[n] = {0: 0.4, 1: top, 2: 0.3}
+    for n, x in ((5, 0.6), (6, 0.7)):
+        trials.append(_trial(n, P, 0.1, x))
+        curves[n] = {0: 0.1}
+    space = SearchSpace.from_dict(SQUARE)  # 2 dims: 3 observations needed at an epoch
+    s = make_strategy("bayes", space, seed=0, n_startup=5)
+    s.suggest(7, trials, curves=curves)
+    info = s.last_info
+    # epochs 3..8 have only the two complete trials; epoch 2 (3 epochs trained) has five
+    assert (info["fidelity_epochs"], info["n_observations"], info["n_pruned"]) == (3, 5, 2)
+    assert info["best"] == 0.97  # trial 3's best up to epoch 2
+    # A running trial that has reached epoch 3 lifts the fidelity to 4 epochs: 3 observations there.
+    trials.append(_trial(7, R, None, 0.8))
+    curves[7] = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.8}
+    s.suggest(8, trials, curves=curves)
+    assert (s.last_info["fidelity_epochs"], s.last_info["n_observations"]) == (4, 3)
+    assert (s.last_info["n_pruned"], s.last_info["n_pending"]) == (5, 0)
+    assert s.last_info["best"] == 0.8  # complete trials count with their best up to epoch 3, 0.65
+
+
+def test_bayes_with_full_curves_suggests_what_it_did_without_them():
+    """Sequential trials that all run to the end (no scheduler): the curves change nothing."""
+    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=1, n_startup=4)
+    for _ in range(7):
+        t = study.ask()
+        values = [quadratic(t.params) * (1 - 0.5**e) for e in range(1, 5)]
+        for e, v in enumerate(values):
+            study.report(t, e, v)
+        study.tell(t, max(values))
+    with_curves = study.ask()
+    assert with_curves.info["fidelity_epochs"] == 4
+    plain = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=1, n_startup=4)
+    assert plain.suggest(with_curves.number, study.trials[:-1]) == with_curves.params
+    assert plain.suggest(with_curves.number, study.trials[:-1], curves={}) == with_curves.params
+
+
+def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
+    """Points a scheduler stopped early sit in the model (so no worker chases them again) without
+    marking their region as bad: a near-optimal point can trail the top 1/eta at a low rung."""
+    trials, curves = [], {}
+    for x in (0.1, 0.5, 0.9):
+        for y in (0.1, 0.5, 0.9):
+            p = {"x": x, "y": y}
+            trials.append(Trial(len(trials), p, TrialState.COMPLETE, score=quadratic(p)))
+            curves[len(trials) - 1] = {0: quadratic(p) - 0.1, 1: quadratic(p)}
+    for dx, dy in [(0, 0), (0.04, 0), (0, 0.04), (-0.04, 0), (0, -0.04)]:  # stopped at the optimum
+        trials.append(Trial(len(trials), {"x": 0.3 + dx, "y": 0.7 + dy}, TrialState.PRUNED, score=-0.5))
+        curves[len(trials) - 1] = {0: -0.5}
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5)
+    out = s.suggest(len(trials), trials, curves=curves)
+    assert s.last_info["n_pruned"] == 5 and s.last_info["fidelity_epochs"] == 2
+    assert math.hypot(out["x"] - 0.3, out["y"] - 0.7) < 0.15  # at the worst they would push it to a corner
+    assert s.last_info["std_model"] < 0.1  # left out of the model, it would be unsure there (about 0.2)

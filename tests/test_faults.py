@@ -4,6 +4,7 @@ training, corrupt and foreign journals. Nothing completed may be lost."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -162,8 +163,8 @@ def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tm
         "budget.n_trials=10",
         "trainer.epochs=30",
         "trainer.batch_size=32",
-        "space.lr.low=1.0e5",
-        "space.lr.high=1.0e6",
+        "space.optimizer.lr.low=1.0e5",
+        "space.optimizer.lr.high=1.0e6",
         "tuner.max_consecutive_failures=3",
         f"study.dir={d}",
     )
@@ -184,11 +185,11 @@ def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tm
 
 def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_path):
     d = tmp_path / "study"
-    # batch_size 0 makes the training loop itself raise (range() step 0); 1 trains.
+    # batch_size 0 makes the training loop itself raise (a division by zero batches); 1 trains.
     out = run_tune(
         *SHRINK,
         "budget.n_trials=6",
-        "+space.batch_size={type:int,low:0,high:1}",
+        "+space.trainer.batch_size={type:int,low:0,high:1}",
         "trainer.epochs=1",
         "+strategy=grid",
         "strategy.resolution=2",
@@ -197,8 +198,10 @@ def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_pa
     assert out.returncode == 0, out.stderr
     trials = Journal(d / "journal.sqlite").trials()
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert failed and all(t.params["batch_size"] == 0 and "ValueError" in t.error for t in failed)
-    assert all(t.params["batch_size"] == 1 for t in trials if t.state == TrialState.COMPLETE)
+    assert failed and all(
+        t.params["trainer.batch_size"] == 0 and "ZeroDivisionError" in t.error for t in failed
+    )
+    assert all(t.params["trainer.batch_size"] == 1 for t in trials if t.state == TrialState.COMPLETE)
     assert len(trials) == 6 and "test accuracy" in out.stdout
 
 
@@ -213,17 +216,36 @@ def existing(tmp_path_factory):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["space.dropout.low=0.9"], "space.dropout.low: 0.9 must be below high (0.6)"),
-        (["+space.depth.step=2"], "space.depth.step: not a key of a int dimension"),
-        (["space.lr.type=normal"], "space.lr.type: 'normal' is not one of float, int, categorical"),
+        (["space.model.dropout.low=0.9"], "space.model.dropout.low: 0.9 must be below high (0.6)"),
+        (["+space.model.depth.step=2"], "space.model.depth.step: not a key of a int dimension"),
+        (
+            ["space.optimizer.lr.type=normal"],
+            "space.optimizer.lr.type: 'normal' is not one of float, int, categorical",
+        ),
         (["dataset=svhn"], "dataset: 'svhn' is not one of cifar10, digits, fashion_mnist, mnist"),
+        (
+            ["model.dropout=1.5"],
+            "model: tunetorch.training.models.MLP refused its arguments (ValueError: dropout",
+        ),
+        (["optimizer.weight_decay=-1"], "optimizer: torch.optim.AdamW refused its arguments"),
+        (["dataset.n_classes=5"], "dataset.n_classes: 5 disagrees with the data (10 classes)"),
+        (["dataset.val_fraction=0"], "dataset.val_fraction: 0 must be a number in (0, 1)"),
+        (["study.seed=-1"], "study.seed: -1 must be a whole number 0..4294967295"),
+        (["study.seed=4294967296"], "study.seed: 4294967296 must be a whole number 0..4294967295"),
+        (["study.evaluate=off"], "study.evaluate: 'off' must be true or false"),
+        (["study.evaluate='false'"], "study.evaluate: 'false' must be true or false"),
+        (["--multirun"], "--multirun: not supported"),
         (["budget.gpu_minutes=0"], "budget.gpu_minutes: 0 must be a number > 0"),
         (["trainer.epochs=0"], "trainer.epochs: 0 must be a whole number >= 1"),
         (
             ["dataset=cifar10", "dataset.root=/nowhere", "dataset.download=false"],
             "cifar10 not found under /nowhere",
         ),
-        (["study.seed=1"], "holds a different study (study.seed: 0 in the study, 1 now)"),
+        (["study.seed=1"], "holds a different study (study.seed: 0 -> 1)"),
+        (
+            ["optimizer=sgd"],
+            "holds a different study (optimizer._target_: 'torch.optim.AdamW' -> 'torch.optim.SGD')",
+        ),
     ],
 )
 def test_bad_input_leaves_an_existing_study_byte_for_byte(args, message, existing):
@@ -257,5 +279,35 @@ def test_an_unwritable_study_dir_is_refused(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     out = run_tune(*SHRINK, f"study.dir={blocker}/study")
-    assert out.returncode == 2 and "study.dir:" in out.stderr and "not writable" in out.stderr
+    assert out.returncode == 2 and f"study.dir: {blocker}/study cannot be made" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    out = run_tune(*SHRINK, f"study.dir={blocker}")
+    assert out.returncode == 2 and "is a file, not a folder" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "study.dir: '' must be a folder path"),
+        ("null", "study.dir: None must be a folder path"),
+        ("${nowhere}", "study.dir: cannot be resolved"),
+        ("x" * 300, "a path component is 300 bytes long; the limit is 255"),
+    ],
+)
+def test_a_study_dir_that_cannot_be_one_is_refused(value, message, tmp_path):
+    out = run_tune(*SHRINK, f"study.dir={value}", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+def test_a_study_of_an_older_layout_is_refused_in_one_line(existing, tmp_path):
+    d = tmp_path / "old"
+    shutil.copytree(existing, d)
+    db = sqlite3.connect(d / "journal.sqlite")
+    db.execute("UPDATE meta SET value = 'tunetorch-journal/1' WHERE key = 'format'")
+    db.commit()
+    db.close()
+    before = snapshot(d)
+    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={d}")
+    assert out.returncode == 2 and "was made by an older tunetorch layout" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and snapshot(d) == before

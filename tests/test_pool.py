@@ -1,11 +1,13 @@
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -43,8 +45,11 @@ def test_two_cpu_workers_run_trials_in_parallel_and_record_devices():
     with Pool(["cpu", "cpu"], setup=_toy_tasks.setup, task=_toy_tasks.sleepy) as pool:
         outcome = run_search(study, pool, Budget(n_trials=8))
     assert outcome.ok and len(study.completed) == 8
-    assert all(t.device == "cpu" and t.device_name and t.device_seconds >= 0.14 for t in study.trials)
+    assert all(t.device == "cpu" and t.device_name and t.wall_seconds >= 0.14 for t in study.trials)
+    assert all(t.node == socket.gethostname() for t in study.trials)
     assert {t.attempts for t in study.trials} == {1}
+    # the two slots share the one "cpu" device: each trial is charged its share of it
+    assert sum(t.device_seconds for t in study.trials) < 0.75 * sum(t.wall_seconds for t in study.trials)
 
 
 def test_fake_gpus_never_hold_more_than_their_slots_and_never_idle():
@@ -173,7 +178,110 @@ def test_the_device_minutes_budget_stops_new_trials_and_lets_in_flight_ones_fini
     assert [e[0] for e in after] == ["done"]  # the trial in flight on the other slot ran to its end
     assert all(t.state == TrialState.COMPLETE for t in study.trials)  # ... and was recorded
     assert sum(t.device_seconds for t in study.trials) == pytest.approx(spent)
-    assert len(study.trials) < 12
+    # 0.15 s trials, two at a time on the one "cpu" device: 1 device second is about 13 trials
+    # (charged twice over, as each trial's own wall time, it would be about 7)
+    assert 10 <= len(study.trials) < 18
+
+
+def epochs_until_told(state: dict, number: int, params: dict, emit) -> dict:
+    """Up to 10 epochs, each reported; stops after the epoch the main process says to."""
+    for epoch in range(10):
+        if emit("epoch", {"epoch": epoch, "val_accuracy": epoch / 10}):
+            break
+    return {"score": epoch / 10, "epoch": epoch, "epochs": epoch + 1}
+
+
+@pytest.mark.parametrize("decide", [True, False])
+def test_a_trial_stops_right_after_the_epoch_the_main_process_stops(decide):
+    """With decide=True each "epoch" waits for pool.decide(), which the search loop calls
+    for every epoch event; here even trials are stopped after their epoch 2 (the decision
+    is overridden at the pool, whatever the study's scheduler says) and train no further.
+    Without it, emit returns False and every trial trains on."""
+    study = Study(SPACE, strategy="random", seed=0, metric="val_accuracy")
+    seen, answered = [], []
+    with Pool(["cpu", "cpu"], setup=_toy_tasks.setup, task=epochs_until_told, decide=decide) as pool:
+        real_next, real_decide = pool.next_event, pool.decide
+        last = {}  # slot -> (trial, epoch) of its latest epoch event
+
+        def next_event(timeout=1.0):
+            e = real_next(timeout)
+            if e is not None and e.kind == "epoch":
+                seen.append((e.number, e.payload["epoch"]))
+                last[e.slot] = (e.number, e.payload["epoch"])
+            return e
+
+        def decide_(slot, stop):
+            number, epoch = last[slot]
+            answered.append(number)
+            real_decide(slot, number % 2 == 0 and epoch >= 2)
+
+        pool.next_event, pool.decide = next_event, decide_
+        outcome = run_search(study, pool, Budget(n_trials=6))
+    assert outcome.ok and len(study.completed) == 6
+    assert len(answered) == len(seen)  # every epoch event was answered
+    for t in study.trials:
+        want = 3 if decide and t.number % 2 == 0 else 10
+        assert t.epochs == want, t
+        assert [e for n, e in seen if n == t.number] == list(range(want))
+
+
+def rendezvous(state: dict, number: int, params: dict, emit) -> dict:
+    """Waits until TOY_PARTIES trials have started (marker files in TOY_MARKERS), then holds
+    its device for 0.3 s: the trials surely overlap."""
+    start = time.monotonic()
+    markers = Path(os.environ["TOY_MARKERS"])
+    (markers / f"started_{number}").touch()
+    deadline = start + 20
+    while (
+        len(list(markers.glob("started_*"))) < int(os.environ["TOY_PARTIES"]) and time.monotonic() < deadline
+    ):
+        time.sleep(0.005)
+    time.sleep(0.3)
+    return {"score": float(params["x"]), "epoch": 0, "start": start, "end": time.monotonic()}
+
+
+def test_two_trials_at_once_on_one_device_are_charged_the_time_it_was_held_not_twice(tmp_path, monkeypatch):
+    """Slots 0 and 1 share the injected device fake:0, slot 2 has fake:1 to itself: the
+    device seconds of fake:0's two trials add up to the time fake:0 was held (the union of
+    their spans), not to the sum of their raw wall times."""
+    monkeypatch.setenv("TOY_MARKERS", str(tmp_path))
+    monkeypatch.setenv("TOY_PARTIES", "3")
+    study = Study(SPACE, strategy="random", seed=0)
+    results = {}
+    with Pool(["fake:0", "fake:0", "fake:1"], setup=_toy_tasks.setup, task=rendezvous) as pool:
+        real_next = pool.next_event
+
+        def next_event(timeout=1.0):
+            e = real_next(timeout)
+            if e is not None and e.kind == "done":
+                results[e.number] = e.payload["result"]
+            return e
+
+        pool.next_event = next_event
+        outcome = run_search(study, pool, Budget(n_trials=3))
+    assert outcome.ok and len(study.completed) == 3
+    shared = [t for t in study.trials if t.device == "fake:0"]
+    alone = [t for t in study.trials if t.device == "fake:1"]
+    assert len(shared) == 2 and len(alone) == 1
+    held = _union([(results[t.number]["start"], results[t.number]["end"]) for t in shared])
+    charged = sum(t.device_seconds for t in shared)
+    assert held <= charged <= held + 0.02, (charged, held)
+    # they overlapped for at least the 0.3 s after the rendezvous: raw wall times count that
+    # twice, the shares once; each trial is charged half of the overlap
+    assert sum(t.wall_seconds for t in shared) - charged >= 0.28
+    assert all(t.device_seconds <= t.wall_seconds - 0.14 for t in shared)
+    assert alone[0].device_seconds == pytest.approx(alone[0].wall_seconds)  # nobody to share with
+    assert all(t.node == socket.gethostname() for t in study.trials)
+
+
+def _union(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, None
+    for a, b in sorted(spans):
+        if end is None or a > end:
+            total, end = total + b - a, b
+        elif b > end:
+            total, end = total + b - end, b
+    return total
 
 
 def _journal_states(path) -> list[str]:

@@ -36,9 +36,9 @@ def run_race(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 def compose_race(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from tunetorch.tune import CONF_DIR
+    from tunetorch.cli import conf_dir
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         return compose("race", overrides=["study.dir=unused", RACE_STRATEGIES, *overrides])
 
 
@@ -124,8 +124,9 @@ def test_figure_structure_on_a_landscape():
         assert list(probes.get_array()) == list(range(1, len(results[name]) + 1))
     assert any(ln.get_label().startswith("optimum") for ln in curves.get_lines())
     for bar, name in zip(bars, STRATEGIES, strict=True):
-        spent = sum(t.device_seconds for t in results[name]) / 60
-        assert max(p.get_width() for p in bar.patches) >= spent - 1e-9
+        # A trials budget: the bar's full length is the 12 trials, the filled part the trials run.
+        budget, run = (p.get_width() for p in bar.patches)
+        assert budget == 12 and run == len(results[name]) and "trials run:" in bar.get_xlabel()
 
 
 def test_figure_interpolates_without_a_surface_and_shows_the_minute_budget():
@@ -136,6 +137,52 @@ def test_figure_interpolates_without_a_surface_and_shows_the_minute_budget():
     _, bars, curves = _structure(fig, STRATEGIES)
     assert any(ln.get_label().startswith("budget") for ln in curves.get_lines())
     assert all(max(p.get_width() for p in b.patches) >= 10.0 for b in bars)
+
+
+def test_race_gif_fills_probe_by_probe(tmp_path):
+    from PIL import Image
+
+    from tunetorch.race_plot import save_race_gif
+
+    _, plan, results = synthetic_results(n_trials=4)
+    frames = save_race_gif(tmp_path / "race.gif", plan.space, results, budget_trials=4, fps=2, resolution=30)
+    with Image.open(tmp_path / "race.gif") as gif:
+        assert gif.n_frames >= 4 and frames == 4 + 2  # one per probe, the last held for a second
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB")).astype(int)
+        gif.seek(3)
+        last = np.asarray(gif.convert("RGB")).astype(int)
+    below_title = slice(first.shape[0] // 10, None)  # the title changes anyway ("probe k of n")
+    changed = (np.abs(first[below_title] - last[below_title]).max(axis=2) > 60).sum()
+    assert first.shape == last.shape and changed > 5000  # probes, bars and curves grew (palette noise: ~1300)
+
+
+def test_best_ring_is_drawn_above_the_optimum_star_and_off_the_order_colours():
+    from matplotlib import colormaps
+    from matplotlib.collections import PathCollection
+
+    from tunetorch.race import figure
+    from tunetorch.race_plot import BEST_COLOUR, ORDER_CMAP
+
+    cfg, plan, results = synthetic_results(n_trials=6)
+    fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
+    dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    star = next(c for c in dots if c.get_sizes()[0] == 220)
+    ring = next(c for c in dots if c.get_sizes()[0] == 320)
+    assert ring.get_zorder() > star.get_zorder()
+    reds = [colormaps[ORDER_CMAP](x) for x in np.linspace(0, 1, 50)]
+    assert all(not (r > 0.8 and g < 0.3 and b < 0.3) for r, g, b, _ in reds) and BEST_COLOUR == "red"
+
+
+def test_minute_budget_bar_is_the_budget_and_marked_without_one_the_common_maximum_is_said():
+    from tunetorch.race_plot import race_figure
+
+    _, plan, results = synthetic_results(n_trials=6)
+    fig = race_figure(plan.space, results, budget_minutes=10.0, unit="GPU minutes")
+    bar = fig.axes[1]
+    assert bar.patches[0].get_width() == 10.0 and any(ln.get_xdata()[0] == 10.0 for ln in bar.get_lines())
+    free = race_figure(plan.space, results, unit="GPU minutes").axes[1]
+    assert "the largest spend" in free.get_xlabel() and "no budget set" in free.get_xlabel()
 
 
 def test_interpolate_handles_few_duplicate_and_collinear_probes():
@@ -166,7 +213,7 @@ def test_synthetic_race_end_to_end(tmp_path):
     for name in STRATEGIES:
         s = summary["strategies"][name]
         assert s["n_trials"] <= 12 and s["gpu_minutes"] > 0 and 0.4 <= s["best"]["score"] <= 0.951
-        assert set(s["best"]["params"]) == {"lr", "weight_decay"}
+        assert set(s["best"]["params"]) == {"optimizer.lr", "optimizer.weight_decay"}
         assert (d / name / "journal.sqlite").is_file()
         ea = EventAccumulator(str(d / "tb" / name)).Reload()
         steps = [e.step for e in ea.Scalars("race/best_score")]
@@ -209,9 +256,12 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
     [
         (["landscape=hilly"], "landscape: 'hilly' is not one of bumpy, smooth"),
         (["strategy=grid"], "strategy: the race runs every strategy in race.strategies"),
-        (["race.dims=[lr]"], "race.dims:"),
-        (["race.dims=[lr,nope]"], "race.dims: 'nope' is not a dimension of space"),
-        (["landscape=bumpy", "race.dims=[lr,dropout]"], "race.dims: ['lr', 'dropout']"),
+        (["race.dims=[optimizer.lr]"], "race.dims:"),
+        (["race.dims=[optimizer.lr,nope]"], "race.dims: 'nope' is not a dimension of space"),
+        (
+            ["landscape=bumpy", "race.dims=[optimizer.lr,model.dropout]"],
+            "race.dims: ['optimizer.lr', 'model.dropout']",
+        ),
         (["race.strategies=[grid,annealing]"], "race.strategies: 'annealing' is not one of"),
         (["race.options.grid.resolution=0"], "race.options.grid"),
         (["landscape=bumpy", "landscape.noise=-1"], "landscape.noise: -1"),
@@ -252,7 +302,7 @@ def test_real_training_race_on_digits(tmp_path):
         # grid's auto resolution is the largest square lattice within the budget: 1 x 1 for 2 trials
         assert s["n_trials"] == (1 if name == "grid" else 2)
         assert s["n_failed"] == 0 and s["gpu_minutes"] > 0 and s["exit"] == 0
-        assert set(s["best"]["params"]) == {"lr", "weight_decay"}  # the space cut to the race dims
+        assert set(s["best"]["params"]) == {"optimizer.lr", "optimizer.weight_decay"}  # the space cut to the race dims
         study = json.loads((d / name / "summary.json").read_text())
         assert study["strategy"] == name and study["test"] is None  # the race never touches the test split
         assert (d / name / "journal.sqlite").is_file() and list(

@@ -49,3 +49,18 @@ def test_bench_real_prints_best_so_far():
 def test_race_check_reports_medians_and_bayes_wins_on_bumpy():
     out = script("race_check.py", "--seeds", "2", "--trials", "30")  # exit status 1 if bayes does not win
     assert "median best" in out.stdout
+
+
+def test_bench_multifidelity_prints_its_tables():
+    import importlib.util
+
+    methods = "random,bayes+asha" + (",optuna-tpe+hyperband" if importlib.util.find_spec("optuna") else "")
+    out = script(
+        "bench_multifidelity.py",
+        *("--dataset", "digits", "--epochs", "2", "--seeds", "1", "--budget-trials", "3"),
+        *("--methods", methods, "--device", "cpu"),
+    )
+    assert "| random |" in out.stdout and "| bayes+asha |" in out.stdout and "Spearman" in out.stdout
+    assert "Target 1" in out.stdout
+    if "optuna" in methods:
+        assert "| optuna-tpe+hyperband |" in out.stdout and "Target 2" in out.stdout

@@ -21,7 +21,7 @@ from tests.conftest import SHRINK, run_tune
 from tunetorch import SearchSpace, Study
 from tunetorch.strategies import REGISTRY
 from tunetorch.strategies.base import Strategy
-from tunetorch.training.datasets import _digits_test_idx, _split_fit, load_test_split, load_tuning_data
+from tunetorch.training.datasets import Digits, _stratified
 
 SPY = textwrap.dedent(
     """
@@ -34,18 +34,18 @@ SPY = textwrap.dedent(
             f.write(json.dumps({"what": what, "pid": os.getpid(), "caller": caller.filename}) + "\\n")
 
     import tunetorch.training.datasets as d
-    _test, _tv = d.load_test_split, d._read_torchvision
+    _test, _tv = d.ImageData.test, d._read_torchvision
 
-    def load_test_split(*a, **k):
-        _log("load_test_split")
-        return _test(*a, **k)
+    def test(self, *a, **k):
+        _log("data.test")
+        return _test(self, *a, **k)
 
     def _read_torchvision(name, root, train, download):
         if not train:
             _log("read official test set")
         return _tv(name, root, train, download)
 
-    d.load_test_split, d._read_torchvision = load_test_split, _read_torchvision
+    d.ImageData.test, d._read_torchvision = test, _read_torchvision
     """
 )
 
@@ -62,17 +62,17 @@ def test_only_the_final_evaluation_reads_the_test_split(tmp_path):
     assert out.returncode == 0, out.stderr
     reads = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(reads) == 1, reads
-    assert reads[0]["what"] == "load_test_split" and reads[0]["caller"].endswith("tunetorch/evaluate.py")
+    assert reads[0]["what"] == "data.test" and reads[0]["caller"].endswith("tunetorch/evaluate.py")
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["test_evaluations"] == 1
 
 
-def test_a_trial_cannot_reach_the_test_split(compose):
-    """Everything a trial is given (the TuningData) holds train and validation only, and
+def test_a_trial_cannot_reach_the_test_split():
+    """Everything a trial is given (the FitData) holds train and validation only, and
     no test image is among them."""
-    cfg = compose().dataset
-    data = load_tuning_data(cfg, seed=0)
-    test = load_test_split(cfg, seed=0)
+    module = Digits(n_classes=10, input_shape=(1, 8, 8), val_fraction=0.2, mean=[0.3], std=[0.4])
+    data = module.fit(seed=0)
+    test = module.test(seed=0)
     tensors = [o for o in _reachable(data) if isinstance(o, torch.Tensor)]
     assert (
         sum(t.numel() for t in tensors)
@@ -81,7 +81,8 @@ def test_a_trial_cannot_reach_the_test_split(compose):
     seen = {row.numpy().tobytes() for row in torch.cat([data.train.x, data.val.x]).flatten(1)}
     y = np.asarray(__import__("sklearn.datasets").datasets.load_digits().target)
     # digits has a few exact duplicate images; the split is by index, and those stay apart
-    assert not set(_digits_test_idx(cfg, y)) & set(np.concatenate(_split_fit(cfg, y, 0)))
+    rest, held = _stratified(y, module.test_fraction, module.split_seed)
+    assert not set(held) & set(rest) and len(data.train) + len(data.val) == len(rest)
     leaked = sum(row.numpy().tobytes() in seen for row in test.x.flatten(1))
     assert leaked <= 3, leaked
 

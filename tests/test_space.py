@@ -70,3 +70,46 @@ def test_bad_spaces_are_one_line_usage_errors(spec, message):
         SearchSpace.from_dict(spec)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_numpy_numbers_are_numbers():
+    """Bounds computed with numpy (np.int64, np.float32) are numbers, not 'not a finite number'."""
+    space = SearchSpace.from_dict(
+        {
+            "x": {"type": "int", "low": np.int64(1), "high": np.int64(5)},
+            "lr": {"type": "float", "low": np.float32(1e-3), "high": np.float64(1e-1), "log": np.bool_(True)},
+        }
+    )
+    assert space["x"] == space["x"].__class__("x", 1, 5, False)
+    assert type(space["x"].low) is int and type(space["lr"].high) is float and space["lr"].log is True
+    p = space.sample(np.random.default_rng(0))
+    assert space.contains(p) and type(p["x"]) is int
+    with pytest.raises(UsageError, match=r"space.x.low: True is not a finite number"):
+        SearchSpace.from_dict({"x": {"type": "int", "low": True, "high": 5}})
+    with pytest.raises(UsageError, match=r"space.x.high: np.float64\(nan\)|space.x.high: nan"):
+        SearchSpace.from_dict({"x": {"type": "float", "low": 0, "high": np.float64("nan")}})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3", True, None])
+def test_make_strategy_refuses_bad_seeds_naming_seed(seed):
+    from tunetorch import Study
+    from tunetorch.strategies import make_strategy
+
+    space = SearchSpace.from_dict({"x": {"type": "int", "low": 1, "high": 5}})
+    for build in (
+        lambda: make_strategy("random", space, seed=seed),
+        lambda: Study(space, "bayes", seed=seed),
+    ):
+        with pytest.raises(UsageError) as e:
+            build()
+        assert str(e.value).startswith(f"seed: {seed!r} must be a whole number from 0 to 4294967295")
+
+
+def test_make_strategy_takes_the_whole_seed_range():
+    from tunetorch.strategies import make_strategy
+
+    space = SearchSpace.from_dict({"x": {"type": "int", "low": 1, "high": 5}})
+    for seed in (0, np.int64(7), 2**32 - 1):
+        for name in ("grid", "random", "bayes"):
+            strategy = make_strategy(name, space, seed=seed)
+            assert type(strategy.seed) is int and space.contains(strategy.suggest(0, []))

@@ -48,10 +48,10 @@ def test_the_study_directory(study):
     rows = list(csv.DictReader((d / "trials.csv").open()))
     assert [r["number"] for r in rows] == ["0", "1", "2"]
     assert {
-        "lr",
-        "weight_decay",
-        "dropout",
-        "depth",
+        "optimizer.lr",
+        "optimizer.weight_decay",
+        "model.dropout",
+        "model.depth",
         "state",
         "val_score",
         "device",
@@ -70,26 +70,46 @@ def test_tensorboard_holds_curves_hparams_and_best_so_far(study):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     d, _ = study
-    trial = EventAccumulator(str(d / "tb" / "trial_0000"), size_guidance={"tensors": 0}).Reload()
-    assert {"trial/train_loss", "trial/val_loss", "trial/val_accuracy"} <= set(trial.Tags()["scalars"])
-    assert any("hparams" in t for t in trial.summary_metadata) or trial.Tags()["tensors"]
-    study_tb = EventAccumulator(str(d / "tb" / "study")).Reload()
+    summary = json.loads((d / "summary.json").read_text())
+    for n in range(3):
+        run = EventAccumulator(str(d / "tb" / f"trial_{n:04d}"), size_guidance={"tensors": 0}).Reload()
+        assert {"trial/train_loss", "trial/val_loss", "trial/val_accuracy", "trial/device_seconds"} <= set(
+            run.Tags()["scalars"]
+        )
+        assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(run.Tags()["tensors"])
+        # the evaluated trial, and only it, carries the test accuracy
+        assert ("trial/test_accuracy" in run.Tags()["scalars"]) == (n == summary["test"]["trial"])
+    study_tb = EventAccumulator(str(d / "tb" / "study"), size_guidance={"tensors": 0}).Reload()
     tags = set(study_tb.Tags()["scalars"])
     assert {
         "study/best_val_accuracy_by_trial",
-        "study/best_val_accuracy_by_device_seconds",
-        "test/accuracy",
+        "study/best_val_accuracy_by_device_ms",
+        "study/test_accuracy_of_best_trial",
     } <= tags
+    assert "_hparams_/experiment" in study_tb.Tags()["tensors"]
+    assert {"study/progress", "study/params"} <= set(study_tb.Tags()["images"])
+    best = [e.value for e in study_tb.Scalars("study/best_val_accuracy_by_trial")]
+    assert best[-1] == pytest.approx(summary["best"]["val_score"]) and best == sorted(best)
 
 
 def test_weights_are_the_best_trials(study):
+    """best.pt, loaded into the best trial's model, scores exactly the best trial's validation
+    accuracy on its validation split: they are that trial's weights of its scored epoch."""
     import torch
+    from omegaconf import OmegaConf
+
+    from tunetorch.training import build
+    from tunetorch.training.trainer import validate
 
     d, _ = study
-    state = torch.load(d / "best.pt", weights_only=True)
-    best = json.loads((d / "summary.json").read_text())["best"]
-    linear_weights = [k for k in state if k.endswith("weight")]
-    assert len(linear_weights) == best["params"]["depth"] + 1
+    summary = json.loads((d / "summary.json").read_text())
+    best = summary["best"]
+    assert (d / "best.trial").read_text().strip() == str(best["trial"])
+    cfg = build.trial_config(OmegaConf.load(d / "config.yaml"), best["params"])
+    data = build.data_module(cfg).fit(int(cfg.study.seed), "cpu")
+    model = build.model(cfg, data.input_shape, data.n_classes)
+    model.load_state_dict(torch.load(d / "best.pt", weights_only=True))
+    assert validate(model, data.val, "cpu")["val_accuracy"] == pytest.approx(best["val_score"], abs=1e-9)
 
 
 def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
@@ -109,11 +129,29 @@ def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["model=transformer"], "model: 'transformer' is not one of cnn, mlp"),
+        (["model=transformer"], "model: 'transformer' is not one of cnn, mlp, resnet18"),
         (["+strategy=hill"], "strategy: 'hill' is not one of bayes, grid, random"),
-        (["space.lr.low=1.0"], "space.lr.low: 1.0 must be below high (0.1)"),
-        (["space.lr.low=0", "space.lr.log=true"], "space.lr.low: 0 must be > 0 when log is true"),
-        (["+space.width2={type:int,low:1,high:3}"], "space.width2: nothing reads it"),
+        (["space.optimizer.lr.low=1.0"], "space.optimizer.lr.low: 1.0 must be below high (0.1)"),
+        (
+            ["space.optimizer.lr.low=0", "space.optimizer.lr.log=true"],
+            "space.optimizer.lr.low: 0 must be > 0 when log is true",
+        ),
+        (["+space.model.width2={type:int,low:1,high:3}"], "space.model.width2: model.width2 is not in the"),
+        (["+space.study.seed={type:int,low:1,high:3}"], "space.study.seed: 'study' is not a searchable part"),
+        (["model._target_=tunetorch.training.models.MPL"], "did you mean tunetorch.training.models.MLP?"),
+        (["model._target_=nowhere.Net"], "model._target_: 'nowhere.Net' cannot be imported"),
+        (["+model.slope=0.1"], "model.slope: tunetorch.training.models.MLP takes no argument 'slope'"),
+        (
+            ["optimizer=sgd", "+space.optimizer.betas={type:float,low:0.1,high:0.9}"],
+            "space.optimizer.betas: optimizer.betas is not in the composed config",
+        ),
+        (["+trainer.epoch=3"], "trainer.epoch: not a key tunetorch reads; did you mean trainer.epochs?"),
+        (["+budget.n_trial=5"], "budget.n_trial: not a key tunetorch reads; did you mean budget.n_trials?"),
+        (["+foo=1"], "foo: not a key tunetorch reads"),
+        (["trainer.epoch=3"], "trainer.epoch: no such key in the config (did you mean trainer.epochs?)"),
+        (["study.metric=val_f1"], "study.metric: 'val_f1' is not one of val_accuracy, val_loss, train_loss"),
+        (["study.direction=up"], "study.direction: 'up' is not one of maximize, minimize"),
+        (["scheduler=onecycle"], "lr_scheduler=onecycle"),
         (["budget.n_trials=0"], "budget.n_trials: 0 must be a whole number >= 1"),
         (["trainer.epochs=-1"], "trainer.epochs: -1 must be a whole number >= 1"),
         (["budget.gpu_minutes=-2"], "budget.gpu_minutes: -2 must be a number > 0"),
@@ -133,11 +171,11 @@ def test_bad_input_and_a_different_config_leave_an_existing_study_untouched(stud
     d = tmp_path / "copy"
     shutil.copytree(study[0], d)
     before = snapshot(d)
-    for args in (["space.lr.low=1.0"], ["model.width=512"], ["+strategy=grid"]):
+    for args in (["space.optimizer.lr.low=1.0"], ["model.width=512"], ["+strategy=grid"]):
         out = run_tune(*SHRINK, f"study.dir={d}", *args)
         assert out.returncode == 2, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
-    assert "holds a different study (strategy.name: 'random' in the study, 'grid' now)" in out.stderr
+    assert "holds a different study (strategy.name: 'random' -> 'grid')" in out.stderr
     assert snapshot(d) == before
 
 
@@ -153,7 +191,7 @@ def test_grid_without_the_plus_and_two_workers(tmp_path):
         "study.evaluate=false",
     )
     assert out.returncode == 0, out.stderr
-    assert "2 slot(s): cpu, cpu" in out.stdout
+    assert "2 slot(s) (local): cpu, cpu" in out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
 
@@ -164,13 +202,20 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     d = tmp_path / "bayes"
-    out = run_tune("+strategy=bayes", "strategy.n_startup=2", *SHRINK, "budget.n_trials=4", f"study.dir={d}")
+    out = run_tune(
+        "+strategy=bayes",
+        "strategy.n_startup=2",
+        "report.strategy_internals=true",
+        *SHRINK,
+        "budget.n_trials=4",
+        f"study.dir={d}",
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy"] == "bayes" and summary["n_trials"] == 4 and summary["test"] is not None
-    tags = set(EventAccumulator(str(d / "tb" / "study")).Reload().Tags()["scalars"])
-    assert {"strategy/log_ei", "strategy/gp_fit_seconds", "strategy/length_scales/lr"} <= tags
-    assert not any("epoch" in t for t in tags if t.startswith("strategy/"))
+    tags = set(EventAccumulator(str(d / "tb" / "strategy")).Reload().Tags()["scalars"])
+    assert {"strategy/log_ei", "strategy/gp_fit_seconds", "strategy/length_scales/optimizer.lr"} <= tags
+    assert "strategy/best_epoch" not in tags  # the trainer's, not the strategy's
 
 
 def test_an_installed_package_finds_its_configs(tmp_path):
@@ -180,6 +225,7 @@ def test_an_installed_package_finds_its_configs(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src)
     shutil.copytree(ROOT / "tunetorch", src / "tunetorch", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conf", src / "conf")
     site = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
@@ -198,3 +244,29 @@ def test_an_installed_package_finds_its_configs(tmp_path):
     out = run_tune("+strategy=grid", *SHRINK, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr
     assert json.loads((elsewhere / "study" / "summary.json").read_text())["strategy"] == "grid"
+    assert (site / "tunetorch" / "conf" / "model" / "mlp.yaml").is_file()
+
+
+def test_an_editable_install_finds_the_top_level_configs(tmp_path):
+    """The environment ./scripts/test makes holds tunetorch as an editable install: run from
+    another folder, with no PYTHONPATH, it imports the source tree and reads conf/ at the top."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import tunetorch.cli as c; print(c.__file__); print(c.conf_dir())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module, conf = where.stdout.split()
+    assert module.startswith(str(ROOT / "tunetorch")) and conf == str(ROOT / "conf")
+    out = subprocess.run(
+        [sys.executable, "-m", "tunetorch.tune", "--cfg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and "_target_: tunetorch.training.models.MLP" in out.stdout, out.stderr

@@ -10,6 +10,7 @@ The public API needs neither Hydra nor training:
 
 from tunetorch.errors import SpaceExhausted, UsageError
 from tunetorch.journal import Journal
+from tunetorch.schedulers import Scheduler, make_scheduler
 from tunetorch.space import Categorical, Float, Int, SearchSpace
 from tunetorch.strategies import Strategy, make_strategy
 from tunetorch.study import Study
@@ -20,6 +21,7 @@ __all__ = [
     "Float",
     "Int",
     "Journal",
+    "Scheduler",
     "SearchSpace",
     "SpaceExhausted",
     "Strategy",
@@ -27,5 +29,6 @@ __all__ = [
     "Trial",
     "TrialState",
     "UsageError",
+    "make_scheduler",
     "make_strategy",
 ]

@@ -13,3 +13,10 @@ class UsageError(Exception):
 
 class SpaceExhausted(Exception):
     """The strategy has nothing left to propose (a grid whose lattice is used up)."""
+
+
+class EnvironmentFault(Exception):
+    """A fault of the environment (a full disk, a read-only folder, a missing device), not of
+    the input: the entry points print its one line and exit with status 1."""
+
+    exit_code = 1

@@ -1,93 +1,305 @@
 """The final evaluation: the one code path that loads the test split.
 
 After the search, the best trial's weights (best.pt) are evaluated on the test split
-once; the result, the test split's sha256 and whether it was forced go to the journal.
-A second evaluation is refused unless forced, and a forced one is flagged in summary.json:
-a test score that can be looked at again and again turns into a validation score.
+once. The look is journaled as *started* (trial, the weights' sha256, forced or not)
+before the split is read, and *completed* (accuracy, loss, the split's sha256) after, so a
+look that was killed half-way still counts: its result may have been seen. A second look
+is refused unless forced, and a forced one is flagged in summary.json: a test score that
+can be looked at again and again turns into a validation score.
 
-    python -m tunetorch.evaluate study.dir=runs/my-study [force=true]
+Before the look, best.pt is checked against the study: `best.trial` must name the best
+trial and best.pt must be that trial's checkpoint (same sha256) when the checkpoint is
+still there. Where it is not (a tuner killed after a new best was journaled and before
+best.pt was copied), best.pt is restored from `checkpoints/trial_NNNN.pt`, or the
+evaluation is refused with one line.
+
+    python -m tunetorch.evaluate study.dir=runs/my-study [force=true] [device=cuda:0]
+
+Exit status: 0 done, 1 the study directory cannot be written (nothing was read), 2 bad
+input, a study in use (another tune, race or evaluate holds its lock) or a look already
+spent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.history import best_trial
 from tunetorch.journal import Journal
+from tunetorch.lock import StudyLock
+from tunetorch.trial import Trial
+
+OPTIONS = ("study.dir", "force", "device")
+USAGE = "python -m tunetorch.evaluate study.dir=PATH [force=true|false] [device=cpu|cuda|cuda:N]"
 
 
 def evaluate_best(
     study_dir: Path, journal: Journal, device: str = "cpu", force: bool = False
 ) -> dict[str, Any]:
-    import torch
-    from omegaconf import OmegaConf
+    """Score the best trial's weights on the test split, once, recorded before and after.
 
-    from tunetorch.training.datasets import load_test_split, split_hash
-    from tunetorch.training.models import build_model
-    from tunetorch.training.trainer import evaluate
-
-    done = journal.evaluations()
-    if done and not force:
-        raise UsageError(
-            f"force: {study_dir} was already evaluated on the test split "
-            f"(accuracy {done[-1]['accuracy']:.4f}); each look at the test set makes it less of one: "
-            "pass force=true to evaluate again (it is flagged)"
-        )
+    The caller holds the study's lock (StudyLock). Returns accuracy, loss, trial, forced,
+    n_test, test_hash, weights_hash, restored (a note when best.pt was restored, else None)."""
+    study_dir = Path(study_dir)
     best = best_trial(journal.trials(), journal.get_meta("direction") or "maximize")
     if best is None:
         raise UsageError(f"study.dir: {study_dir} has no completed trial to evaluate")
-    weights = study_dir / "best.pt"
-    if not weights.is_file():
-        raise UsageError(f"study.dir: {weights} is missing; the best trial's weights are needed")
+    looks = journal.evaluations()
+    stale = evaluation_is_stale(journal)
+    if looks and not force:
+        raise UsageError(_already_looked(study_dir, looks[-1], best, stale))
+    weights, weights_hash, restored = best_weights(study_dir, best.number)
+    forced = bool(looks) or stale
+
+    from omegaconf import OmegaConf
 
     cfg = OmegaConf.create(journal.get_meta("config"))
-    test = load_test_split(cfg.dataset, int(cfg.study.seed), device)
-    model = build_model(cfg.model, best.params, tuple(test.x.shape[1:]), int(cfg.dataset.n_classes)).to(
-        device
-    )
-    model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-    loss, accuracy = evaluate(model, test)
-    journal.add_evaluation(best.number, accuracy, loss, split_hash(test), forced=bool(done))
+    try:
+        look = journal.start_evaluation(best.number, weights_hash, forced)
+    except (sqlite3.Error, OSError) as e:
+        raise EnvironmentFault(
+            f"study.dir: {study_dir}: the journal cannot be written ({e}); "
+            "the test split was not read, so no look was spent"
+        ) from None
+    scored = _score_on_test(cfg, best, weights, device)
+    try:
+        journal.complete_evaluation(look, scored["accuracy"], scored["loss"], scored["test_hash"])
+    except (sqlite3.Error, OSError) as e:
+        raise EnvironmentFault(
+            f"study.dir: {study_dir}: test accuracy {scored['accuracy']:.4f} was measured but cannot be "
+            f"recorded ({e}); the look stays recorded as started and counts as one"
+        ) from None
     return {
-        "accuracy": accuracy,
-        "loss": loss,
+        **scored,
         "trial": best.number,
-        "forced": bool(done),
-        "n_test": len(test),
+        "forced": forced,
+        "weights_hash": weights_hash,
+        "restored": restored,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tunetorch.report import write_reports
+def _score_on_test(cfg: Any, trial: Trial, weights_path: Path, device: str) -> dict[str, Any]:
+    """Everything that touches the model and the test data, in one place.
 
-    args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv) if "=" in a)
-    unknown = sorted(set(args) - {"study.dir", "force", "device"})
+    -> {"loss", "accuracy", "n_test", "test_hash"}. Called only after the look was
+    journaled as started."""
+    import torch
+
+    from tunetorch.training import build
+    from tunetorch.training.datasets import split_hash
+    from tunetorch.training.trainer import validate
+
+    tcfg = build.trial_config(cfg, trial.params)
+    data = build.data_module(tcfg)
+    model = build.model(tcfg, data.input_shape, data.n_classes).to(device)
+    model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
+    test = data.test(int(cfg.study.seed), device)
+    metrics = validate(model, test, device)
+    return {
+        "loss": metrics["val_loss"],
+        "accuracy": metrics["val_accuracy"],
+        "n_test": len(test),
+        "test_hash": split_hash(test),
+    }
+
+
+def evaluation_is_stale(journal: Journal) -> bool:
+    """True when the last completed test result belongs to a trial that is no longer the best
+    (a study resumed and extended after its evaluation)."""
+    completed = [e for e in journal.evaluations() if e["status"] == "completed"]
+    if not completed:
+        return False
+    best = best_trial(journal.trials(), journal.get_meta("direction") or "maximize")
+    return best is not None and completed[-1]["trial"] != best.number
+
+
+def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:
+    """best.pt, checked to hold trial `number`'s weights (restored from its checkpoint where
+    it does not) -> (path, sha256, a note when restored). UsageError when it cannot be."""
+    from tunetorch.checkpoints import BEST, BEST_MARKER, trial_path
+
+    best_pt, marker = study_dir / BEST, study_dir / BEST_MARKER
+    checkpoint = trial_path(study_dir / "checkpoints", number)
+    marked = _read_marker(marker)
+    if checkpoint.is_file():
+        wanted = file_sha256(checkpoint)
+        have = file_sha256(best_pt) if best_pt.is_file() else None
+        if marked == number and have == wanted:
+            _check_loadable(best_pt)
+            return best_pt, wanted, None
+        _check_loadable(checkpoint)
+        what = (
+            "was missing"
+            if have is None
+            else f"held trial {marked}'s weights"
+            if marked != number
+            else "differed from the trial's checkpoint"
+        )
+        # The order of the tuner's own copy (tunetorch.checkpoints.keep_best): weights, then the
+        # marker, each atomically; a crash in between is repaired by the next call.
+        for path, data in ((best_pt, checkpoint.read_bytes()), (marker, f"{number}\n".encode())):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return best_pt, wanted, f"best.pt {what}; restored the best trial {number}'s from {checkpoint}"
+    if not best_pt.is_file():
+        raise UsageError(
+            f"study.dir: {best_pt} is missing and so is {checkpoint}; the best trial's weights are needed"
+        )
+    if marked != number:
+        held = "an unknown trial" if marked is None else f"trial {marked}"
+        raise UsageError(
+            f"study.dir: {best_pt} holds the weights of {held}, not of the best trial {number}, and "
+            f"{checkpoint} is missing; resume the study with python -m tunetorch.tune to rewrite it"
+        )
+    _check_loadable(best_pt)
+    return best_pt, file_sha256(best_pt), None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_marker(path: Path) -> int | None:
     try:
-        if unknown:
-            raise UsageError(f"{unknown[0]}: not an option; allowed: study.dir, force, device")
-        if "study.dir" not in args:
-            raise UsageError("study.dir: missing; give study.dir=PATH of a finished study")
-        if args.get("force", "false") not in ("true", "false"):
-            raise UsageError(f"force: {args['force']!r} must be true or false")
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _check_loadable(path: Path) -> None:
+    """A truncated or foreign weights file is refused before any look is recorded."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises several kinds for a bad file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(
+            f"study.dir: {path} is unreadable (truncated or not a weights file: {reason})"
+        ) from None
+    if not isinstance(state, dict) or not state:
+        raise UsageError(f"study.dir: {path} holds no model weights (a state dict was expected)")
+
+
+def _already_looked(study_dir: Path, last: dict, best: Trial, stale: bool) -> str:
+    if last["status"] == "completed":
+        seen = f"trial {last['trial']}, accuracy {last['accuracy']:.4f}"
+    else:
+        seen = f"trial {last['trial']}: that look started and never completed, its result may have been seen"
+    note = (
+        f"; the best is now trial {best.number}, so that result belongs to a trial that is no longer the best"
+        if stale
+        else ""
+    )
+    return (
+        f"force: {study_dir} was already evaluated on the test split ({seen}){note}; each look at the test "
+        "set makes it less of one: pass force=true to evaluate again (it is flagged)"
+    )
+
+
+def check_device(device: str) -> str:
+    """cpu, cuda or cuda:N that exists here; UsageError otherwise."""
+    if device == "cpu":
+        return device
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not m:
+        raise UsageError(f"device: {device!r} is not one of cpu, cuda, cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"device: {device!r} but no CUDA GPU is visible here; use device=cpu")
+    n = torch.cuda.device_count()
+    if int(m.group(1) or 0) >= n:
+        raise UsageError(f"device: {device!r} but {n} CUDA GPU(s) are visible (cuda:0 to cuda:{n - 1})")
+    return device
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for a in argv:
+        key, eq, value = a.partition("=")
+        if not eq:
+            raise UsageError(f"{a!r}: not an option; usage: {USAGE}")
+        if key not in OPTIONS:
+            raise UsageError(f"{key}: not an option; allowed: {', '.join(OPTIONS)}")
+        args[key] = value
+    if not args.get("study.dir"):
+        raise UsageError("study.dir: missing or empty; give study.dir=PATH of a finished study")
+    if args.setdefault("force", "false") not in ("true", "false"):
+        raise UsageError(f"force: {args['force']!r} must be true or false")
+    args.setdefault("device", "cpu")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: {USAGE}")
+        return 0
+    args: dict[str, str] = {}
+    try:
+        args = parse_args(argv)
+        device = check_device(args["device"])
         study_dir = Path(args["study.dir"])
+        if not study_dir.is_dir():
+            what = "is not a directory" if study_dir.exists() else "does not exist"
+            raise UsageError(f"study.dir: {study_dir} {what}")
+        # Checked before the lock: a directory that is not a study gets nothing written into it.
         if not (study_dir / "journal.sqlite").is_file():
             raise UsageError(f"study.dir: {study_dir} holds no journal.sqlite; is it a study directory?")
-        journal = Journal(study_dir / "journal.sqlite")
-        result = evaluate_best(
-            study_dir, journal, args.get("device", "cpu"), force=args.get("force") == "true"
-        )
+        with StudyLock(study_dir):
+            result = _evaluate_locked(study_dir, device, args["force"] == "true")
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
+    except EnvironmentFault as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as e:
+        print(f"error: study.dir: {args.get('study.dir')}: cannot be read or written ({e})", file=sys.stderr)
+        return 1
+    if result["restored"]:
+        print(f"note: {result['restored']}")
     flag = " (FORCED re-evaluation, flagged in summary.json)" if result["forced"] else ""
     print(
         f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} (trial {result['trial']}){flag}"
     )
     return 0
+
+
+def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any]:
+    from tunetorch.reports import TensorBoardLog, study_meta, write_reports
+
+    try:
+        journal = Journal(study_dir / "journal.sqlite")
+    except sqlite3.Error as e:
+        raise EnvironmentFault(
+            f"study.dir: {study_dir}: the journal cannot be opened for writing ({e})"
+        ) from None
+    try:
+        result = evaluate_best(study_dir, journal, device, force=force)
+        summary = write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
+        meta = study_meta(journal)  # a forced look reaches TensorBoard too
+        tb = TensorBoardLog(study_dir, space=meta.space, metric=meta.metric, direction=meta.direction)
+        tb.test_result(result["accuracy"], result["loss"], result["trial"])
+        tb.images(step=summary["n_trials"])
+        tb.close()
+    finally:
+        journal.close()
+    return result
 
 
 if __name__ == "__main__":

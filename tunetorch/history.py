@@ -81,3 +81,13 @@ def consecutive_failures(trials: Iterable[Trial]) -> int:
             break
         n += 1
     return n
+
+
+def pruned_per_rung(trials: Iterable[Trial]) -> dict[int, int]:
+    """How many trials the scheduler stopped at each rung: epochs trained -> count of PRUNED
+    trials, in increasing epochs (a pruned trial's `epochs` is the rung it stopped at)."""
+    counts: dict[int, int] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED and t.epochs is not None:
+            counts[t.epochs] = counts.get(t.epochs, 0) + 1
+    return dict(sorted(counts.items()))

@@ -49,11 +49,14 @@ CREATE TABLE IF NOT EXISTS epochs (
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     trial INTEGER NOT NULL,
-    accuracy REAL NOT NULL,
-    loss REAL NOT NULL,
-    test_hash TEXT NOT NULL,       -- sha256 of the test split that was evaluated
-    forced INTEGER NOT NULL,
-    time REAL NOT NULL
+    weights_hash TEXT NOT NULL,    -- sha256 of the weights file that is scored
+    forced INTEGER NOT NULL,       -- 1: an earlier look (started or completed) existed
+    status TEXT NOT NULL,          -- started (written before the test split is read) | completed
+    time REAL NOT NULL,            -- when the look started
+    accuracy REAL,                 -- the rest is filled in when the look completes
+    loss REAL,
+    test_hash TEXT,                -- sha256 of the test split that was evaluated
+    completed_time REAL
 );
 """
 
@@ -142,21 +145,44 @@ class Journal:
         with self._tx():
             self._db.execute("DELETE FROM epochs WHERE trial = ?", (trial,))
 
+    def all_epochs(self) -> dict[int, list[dict[str, float]]]:
+        """Every trial's curve in one read: trial number -> `epochs(trial)` (the study rebuilds
+        its scheduler's rung values from this)."""
+        out: dict[int, list[dict[str, float]]] = {}
+        for t, e, m in self._db.execute("SELECT trial, epoch, metrics FROM epochs ORDER BY trial, epoch"):
+            out.setdefault(t, []).append({"epoch": e, **json.loads(m)})
+        return out
+
     # --- the sealed test split -----------------------------------------------------------
-    def add_evaluation(self, trial: int, accuracy: float, loss: float, test_hash: str, forced: bool) -> None:
+    # A look at the test split is two rows' worth of state: "started" is committed before the
+    # split is read, "completed" after it was scored. A look that never completed (killed,
+    # crashed) still counts: its result may have been seen.
+    def start_evaluation(self, trial: int, weights_hash: str, forced: bool) -> int:
+        """Record that the test split is about to be read; returns the evaluation's id."""
         with self._tx():
-            self._db.execute(
-                "INSERT INTO evaluations (trial, accuracy, loss, test_hash, forced, time)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (trial, accuracy, loss, test_hash, int(forced), time.time()),
+            cur = self._db.execute(
+                "INSERT INTO evaluations (trial, weights_hash, forced, status, time)"
+                " VALUES (?, ?, ?, 'started', ?)",
+                (trial, weights_hash, int(forced), time.time()),
             )
+        return int(cur.lastrowid)
+
+    def complete_evaluation(self, evaluation: int, accuracy: float, loss: float, test_hash: str) -> None:
+        with self._tx():
+            cur = self._db.execute(
+                "UPDATE evaluations SET status = 'completed', accuracy = ?, loss = ?, test_hash = ?,"
+                " completed_time = ? WHERE id = ? AND status = 'started'",
+                (accuracy, loss, test_hash, time.time(), evaluation),
+            )
+            if cur.rowcount != 1:
+                raise ValueError(f"evaluation {evaluation} is not a started evaluation of this journal")
 
     def evaluations(self) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT trial, accuracy, loss, test_hash, forced, time FROM evaluations ORDER BY id"
-        ).fetchall()
-        keys = ("trial", "accuracy", "loss", "test_hash", "forced", "time")
-        return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[4])} for r in rows]
+        """Every look, oldest first: trial, weights_hash, forced, status ('started' | 'completed'),
+        time, and accuracy, loss, test_hash (None while started)."""
+        keys = ("trial", "weights_hash", "forced", "status", "time", "accuracy", "loss", "test_hash")
+        rows = self._db.execute(f"SELECT {', '.join(keys)} FROM evaluations ORDER BY id").fetchall()
+        return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[2])} for r in rows]
 
 
 _TRIAL_COLUMNS = (

@@ -37,32 +37,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunetorch import cli, config, identity
 from tunetorch.errors import UsageError
-from tunetorch.tune import CONF_DIR, _fail, hydra_entry
-from tunetorch.tune import _precheck as _tune_precheck
 
 DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.gpu_minutes is given
+# The synthetic landscapes are formulas of the learning rate and the weight decay.
+LANDSCAPE_DIMS = ("optimizer.lr", "optimizer.weight_decay")
 
 
 def main() -> None:
-    sys.argv = [sys.argv[0], *_precheck(sys.argv[1:])]
-    hydra_entry("race", run)
-
-
-def _precheck(argv: list[str]) -> list[str]:
-    """The race's own group and keys first, then what tune checks (model, dataset, space, study.dir)."""
+    argv = sys.argv[1:]
     for arg in argv:
         m = re.fullmatch(r"\+{0,2}landscape=(.*)", arg)
-        if m:
-            options = sorted(p.stem for p in (CONF_DIR / "landscape").glob("*.yaml"))
+        if m:  # an optional group: Hydra would silently train for real on a misspelt landscape
+            options = sorted(p.stem for p in (cli.conf_dir() / "landscape").glob("*.yaml"))
             if m.group(1) not in (*options, "null"):
-                _fail(f"landscape: {m.group(1)!r} is not one of {', '.join(options)}, null (train for real)")
+                cli.fail(
+                    f"landscape: {m.group(1)!r} is not one of {', '.join(options)}, null (train for real)"
+                )
         if re.fullmatch(r"[+~]{0,2}strategy([.=].*)?", arg):
-            _fail(
+            cli.fail(
                 f"{arg.split('=')[0].lstrip('+~')}: the race runs every strategy in race.strategies; "
                 "choose them with race.strategies=[grid,random,bayes], options with race.options.NAME.KEY=V"
             )
-    return _tune_precheck(argv)
+    cli.main("race", run, argv)
 
 
 # --- the plan: every config checked before anything runs ------------------------------------
@@ -71,6 +69,7 @@ class Entrant:
     name: str  # the strategy
     cfg: Any  # the race config with `strategy` set, `space` cut to the race dims, study.dir <race>/<name>
     options: dict  # the strategy's options (conf/strategy/<name>.yaml, then race.options.<name>)
+    plan: Any  # its checked config.Plan
 
 
 @dataclass
@@ -86,21 +85,21 @@ def make_plan(cfg: Any) -> Plan:
     from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
     from tunetorch.strategies import REGISTRY, make_strategy
-    from tunetorch.tune import validate
 
     race = cfg.race
     dims = race.dims
+    flat = config.flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
     if not isinstance(dims, ListConfig) or len(dims) != 2 or len(set(dims)) != 2:
         raise UsageError(
             f"race.dims: {_plain(dims)!r} must be a list of two different dimensions of space, "
-            "e.g. [lr, weight_decay]"
+            "e.g. [optimizer.lr, optimizer.weight_decay]"
         )
     for d in dims:
-        if d not in cfg.space:
-            raise UsageError(f"race.dims: {d!r} is not a dimension of space; have {', '.join(cfg.space)}")
-        if cfg.space[d].get("type") not in ("float", "int"):
+        if d not in flat:
+            raise UsageError(f"race.dims: {d!r} is not a dimension of space; have {', '.join(flat)}")
+        if flat[d].get("type") not in ("float", "int"):
             raise UsageError(
-                f"race.dims: {d!r} is a {cfg.space[d].get('type')} dimension; "
+                f"race.dims: {d!r} is a {flat[d].get('type')} dimension; "
                 "the race draws two numeric (float or int) dimensions"
             )
     names = race.strategies
@@ -117,12 +116,12 @@ def make_plan(cfg: Any) -> Plan:
     res = race.heatmap_resolution
     if isinstance(res, bool) or not isinstance(res, int) or not 10 <= res <= 1000:
         raise UsageError(f"race.heatmap_resolution: {res!r} must be a whole number from 10 to 1000")
-    landscape = _check_landscape(cfg, dims)
+    landscape = _check_landscape(cfg, dims, flat)
 
     race_dir = Path(cfg.study.dir)
     entrants, space = [], None
     for name in names:
-        base_file = CONF_DIR / "strategy" / f"{name}.yaml"
+        base_file = cli.conf_dir() / "strategy" / f"{name}.yaml"
         options = (
             OmegaConf.to_container(OmegaConf.load(base_file), resolve=True) if base_file.exists() else {}
         )
@@ -139,10 +138,14 @@ def make_plan(cfg: Any) -> Plan:
         sub = copy.deepcopy(cfg)
         with open_dict(sub):
             sub.strategy = {"name": name, **options}
-            sub.space = {d: cfg.space[d] for d in dims}
+            sub.space = _nested({d: flat[d] for d in dims})
             sub.study.dir = str(race_dir / name)
             sub.study.evaluate = False
-        space = validate(sub)  # trainer, budget, tuner, seed, and the cut space
+            sub.pop("race")  # each entrant is an ordinary study: tune's keys only
+            sub.pop("landscape", None)
+        sub_plan = config.check(sub, cli.conf_dir())
+        identity.check_resumable(Path(sub.study.dir), sub)  # a changed re-run is refused before any runs
+        space = sub_plan.space
         try:
             make_strategy(name, space, seed=cfg.study.seed, **options)
         except UsageError as e:
@@ -152,11 +155,25 @@ def make_plan(cfg: Any) -> Plan:
                 f"race.strategies: {name!r} cannot be loaded ({e}); "
                 "leave it out, e.g. race.strategies=[grid,random]"
             ) from None
-        entrants.append(Entrant(name, sub, options))
+        entrants.append(Entrant(name, sub, options, sub_plan))
+    if landscape is None and entrants:
+        config.check_code(entrants[0].cfg, entrants[0].plan)  # the model and data, once, before any runs
     return Plan(space, (dims[0], dims[1]), entrants, landscape, res)
 
 
-def _check_landscape(cfg: Any, dims) -> dict | None:
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"optimizer.lr": spec} -> {"optimizer": {"lr": spec}}: the space as its YAML is written."""
+    out: dict[str, Any] = {}
+    for path, spec in flat.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = spec
+    return out
+
+
+def _check_landscape(cfg: Any, dims, flat: dict) -> dict | None:
     from omegaconf import OmegaConf
 
     from tunetorch.landscapes import LANDSCAPES
@@ -166,12 +183,14 @@ def _check_landscape(cfg: Any, dims) -> dict | None:
     land = OmegaConf.to_container(cfg.landscape, resolve=True)
     if land.get("name") not in LANDSCAPES:
         raise UsageError(f"landscape.name: {land.get('name')!r} is not one of {', '.join(LANDSCAPES)}")
-    if set(dims) != {"lr", "weight_decay"}:
-        raise UsageError(f"race.dims: {list(dims)!r}; the synthetic landscapes are over [lr, weight_decay]")
+    if set(dims) != set(LANDSCAPE_DIMS):
+        raise UsageError(
+            f"race.dims: {list(dims)!r}; the synthetic landscapes are over [{', '.join(LANDSCAPE_DIMS)}]"
+        )
     for d in dims:
-        if cfg.space[d].get("low", 0) <= 0:
+        if flat[d].get("low", 0) <= 0:
             raise UsageError(
-                f"space.{d}.low: {cfg.space[d].get('low')!r} must be > 0 on a landscape (log10 scale)"
+                f"space.{d}.low: {flat[d].get('low')!r} must be > 0 on a landscape (log10 scale)"
             )
     noise = land.get("noise")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
@@ -216,7 +235,7 @@ def run_synthetic(study, landscape: dict, budget, seed: int = 0) -> str:
     cost = landscape.get("cost") or {}
 
     def evaluate(trial) -> None:
-        lr, wd = trial.params["lr"], trial.params["weight_decay"]
+        lr, wd = (trial.params[d] for d in LANDSCAPE_DIMS)
         value = float(score(landscape["name"], lr, wd))
         if landscape.get("noise"):
             value += float(
@@ -248,12 +267,20 @@ def run_synthetic(study, landscape: dict, budget, seed: int = 0) -> str:
 
 
 def _race_synthetic(entrant: Entrant, plan: Plan, budget) -> tuple[int, list]:
-    from tunetorch.strategies import make_strategy
-    from tunetorch.study import Study
-    from tunetorch.tune import open_journal
+
+    from tunetorch.lock import StudyLock
 
     cfg = entrant.cfg
-    journal, resumed = open_journal(Path(cfg.study.dir), cfg)
+    with StudyLock(Path(cfg.study.dir), create=True):
+        return _race_synthetic_locked(entrant, plan, budget)
+
+
+def _race_synthetic_locked(entrant: Entrant, plan: Plan, budget) -> tuple[int, list]:
+    from tunetorch.strategies import make_strategy
+    from tunetorch.study import Study
+
+    cfg = entrant.cfg
+    journal, resumed = identity.open_journal(Path(cfg.study.dir), cfg, entrant.plan)
     stored = journal.get_meta("landscape")
     wanted = json.dumps(plan.landscape, sort_keys=True)
     if stored is not None and stored != wanted:
@@ -288,7 +315,6 @@ def _race_training(entrant: Entrant) -> tuple[int, list]:
 
 # --- the race -----------------------------------------------------------------------------
 def run(cfg: Any) -> int:
-    from tunetorch.history import device_unit
     from tunetorch.search import Budget
 
     plan = make_plan(cfg)
@@ -298,7 +324,7 @@ def run(cfg: Any) -> int:
     objective = (
         f"the {plan.landscape['name']} landscape"
         if synthetic
-        else f"{cfg.model.name} on {cfg.dataset.name}, {cfg.trainer.epochs} epoch(s) a trial"
+        else f"{cfg.model._target_} on {cfg.dataset._target_}, {cfg.trainer.epochs} epoch(s) a trial"
     )
     print(
         f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
@@ -306,11 +332,14 @@ def run(cfg: Any) -> int:
         f"seed {cfg.study.seed}",
         flush=True,
     )
-    if not synthetic:
-        from tunetorch.training.datasets import ensure_available
+    from tunetorch.lock import StudyLock
 
-        ensure_available(cfg.dataset)  # before the first strategy starts, so bad data stops all three
-    race_dir.mkdir(parents=True, exist_ok=True)
+    with StudyLock(race_dir, create=True):  # one race in a race directory at a time
+        return _run_entrants(cfg, plan, race_dir, budget, synthetic, objective)
+
+
+def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, budget, synthetic: bool, objective: str) -> int:
+    from tunetorch.history import device_unit
 
     results: dict[str, list] = {}
     codes: dict[str, int] = {}
@@ -346,11 +375,12 @@ def figure(cfg: Any, plan: Plan, results: dict[str, list], unit: str, objective:
         from tunetorch.landscapes import score
 
         name = plan.landscape["name"]
-        lr_first = plan.dims[0] == "lr"
+        lr_name, wd_name = LANDSCAPE_DIMS
+        lr_first = plan.dims[0] == lr_name
         surface = (lambda X, Y: score(name, X, Y)) if lr_first else (lambda X, Y: score(name, Y, X))
-        lr_dim, wd_dim = plan.space["lr"], plan.space["weight_decay"]
+        lr_dim, wd_dim = plan.space[lr_name], plan.space[wd_name]
         lr, wd, best = landscape_optimum(name, (lr_dim.low, lr_dim.high), (wd_dim.low, wd_dim.high))
-        optimum = ({"lr": lr, "weight_decay": wd}, best)
+        optimum = ({lr_name: lr, wd_name: wd}, best)
     return race_figure(
         plan.space,
         results,

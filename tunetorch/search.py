@@ -47,9 +47,13 @@ def run_search(
     budget: Budget,
     max_retries: int = 1,
     max_consecutive_failures: int = 10,
-    on_epoch: Callable[[int, dict], None] | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    on_start: Callable[[Trial, str], None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> Outcome:
+    """Run trials until the budget is spent. The callbacks only watch (the terminal, TensorBoard):
+    on_start(trial, device) as a trial starts, on_epoch(number, metrics) after each of its epochs,
+    on_trial(trial) once it has finished and is recorded."""
     start = time.monotonic()
     # Trials left RUNNING or INTERRUPTED by an earlier run of this study run again first.
     rerun = [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
@@ -61,7 +65,10 @@ def run_search(
 
     def spent() -> str | None:
         done = finished()
-        if budget.n_trials is not None and len(done) + len(pool.in_flight()) >= budget.n_trials:
+        # A pruned trial is finished for the study before its worker reports back: count it once.
+        done_numbers = {t.number for t in done}
+        running = [n for n in pool.in_flight() if n not in done_numbers]
+        if budget.n_trials is not None and len(done) + len(running) >= budget.n_trials:
             return f"budget: {budget.n_trials} trials"
         if budget.gpu_minutes is not None and device_minutes(done) >= budget.gpu_minutes:
             return f"budget: {budget.gpu_minutes} device minutes"
@@ -72,6 +79,8 @@ def run_search(
         study.update(
             trial.replace(state=TrialState.RUNNING, device=device, attempts=trial.attempts + 1, error=None)
         )
+        if on_start is not None:
+            on_start(trial, device)
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -94,7 +103,9 @@ def run_search(
             event = pool.next_event(timeout=0.5)
             if event is None:
                 continue
-            trial = _handle(event, study, pool, max_retries, rerun, on_epoch)
+            trial = _handle(event, study, pool, max_retries, rerun)
+            if event.kind == "epoch" and on_epoch is not None:
+                on_epoch(event.number, event.payload)
             if trial is None:
                 continue
             if on_trial is not None:
@@ -113,16 +124,27 @@ def run_search(
     return Outcome(reason or "done", ok=True, wall_seconds=time.monotonic() - start)
 
 
-def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: list, on_epoch) -> Trial | None:
+def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: list) -> Trial | None:
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
     trial = next((t for t in study.trials if t.number == event.number), None)
-    if trial is None or trial.finished:  # not a trial of this study, or a late word on a finished one
-        return None
     if event.kind == "epoch":
-        if on_epoch is not None:
-            on_epoch(event.number, event.payload)
+        # The study records the epoch (the journal's one writer) and its scheduler decides; the
+        # worker waits for the answer when the pool decides, so every epoch gets one.
+        stop = True  # not a running trial of this study (pruned, failed, unknown): end it
+        if trial is not None and not trial.finished:
+            metrics = dict(event.payload)
+            stop = study.report(trial, metrics.pop("epoch"), metrics[study.metric], metrics)
+        pool.decide(event.slot, stop)
+        return None
+    # A pruned trial is finished for the study, but its "done" still brings its device seconds.
+    late = (
+        trial is not None
+        and trial.finished
+        and not (event.kind == "done" and trial.state == TrialState.PRUNED)
+    )
+    if trial is None or late:  # not a trial of this study, or a late word on a finished one
         return None
     if event.kind == "died":
         if trial.attempts <= max_retries:

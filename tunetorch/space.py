@@ -188,6 +188,9 @@ def _number(entry: Mapping, key: str, where: str) -> float:
     if key not in entry:
         raise UsageError(f"{where}.{key}: missing; a float/int dimension needs low and high")
     value = entry[key]
+    # numpy scalars (np.int64(1), np.float32(0.5)) are numbers too; booleans are not.
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise UsageError(f"{where}.{key}: {value!r} is not a finite number")
     return value
@@ -214,6 +217,8 @@ def _parse_dimension(name: str, entry: Any, where: str) -> Dimension:
         return Categorical(name, tuple(choices))
     low, high = _number(entry, "low", where), _number(entry, "high", where)
     log = entry.get("log", False)
+    if isinstance(log, np.bool_):
+        log = bool(log)
     if not isinstance(log, bool):
         raise UsageError(f"{where}.log: {log!r} must be true or false")
     if low >= high:

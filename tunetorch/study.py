@@ -1,26 +1,45 @@
-"""Study: the public ask / tell API over a strategy and (optionally) a journal.
+"""Study: the public ask / report / tell API over a strategy, a scheduler and (optionally) a journal.
 
     space = SearchSpace.from_dict({"x": {"type": "float", "low": -5, "high": 5}})
-    study = Study(space, strategy="bayes", seed=0)
+    study = Study(space, strategy="bayes", scheduler="asha", seed=0, scheduler_options={"max_resource": 8})
     for _ in range(30):
         trial = study.ask()
-        study.tell(trial, -(trial.params["x"] - 1) ** 2)   # higher is better (direction="maximize")
+        for epoch in range(8):
+            if study.report(trial, epoch, curve(trial.params, epoch)):
+                break                    # the scheduler stopped it: it is PRUNED now
+        else:
+            study.tell(trial, curve(trial.params, 7))   # ran to the end: COMPLETE
     study.best.params
 
-No Hydra and no training: any function can be optimised. Several trials may be asked
-before they are told; the strategy sees them as pending. With a journal, every state
-change is written through, and a Study opened on an existing journal continues it.
+No Hydra and no training: any function can be optimised, and any learning curve scheduled.
+Several trials may be asked before they are told; the strategy sees them as pending.
+
+- `report` records one epoch's value of the study's metric (better as `direction` says) and
+  returns the scheduler's decision. The study keeps every trial's curve, in maximise form,
+  and hands the whole of it to the scheduler and to strategies that take `curves`.
+- A trial the scheduler stops is PRUNED at once: its score is the best value it reported
+  (its `best_epoch`), its `epochs` the epochs it trained. A later `tell` (the search loop
+  sends the device seconds when the worker has stopped) keeps all that and records the
+  other fields.
+- With a journal, every state change and every epoch row is written through (the study is
+  the only writer of epoch rows), and a Study opened on an existing journal continues it:
+  trials, curves and so every scheduler decision and suggestion are rebuilt from it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from tunetorch import history
+from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
+from tunetorch.schedulers import Curves, Scheduler, make_scheduler
 from tunetorch.space import SearchSpace
-from tunetorch.strategies import Strategy, make_strategy
+from tunetorch.strategies import Strategy, check_seed, make_strategy
 from tunetorch.trial import Trial, TrialState
 
 
@@ -32,42 +51,110 @@ class Study:
         seed: int = 0,
         journal: Journal | None = None,
         direction: str = "maximize",
+        *,
+        scheduler: str | Scheduler = "none",
+        scheduler_options: Mapping[str, Any] | None = None,
+        metric: str = "score",
         **strategy_options: Any,
     ):
         history.sign(direction)  # raises on anything but maximize / minimize
+        if not isinstance(metric, str) or not metric:
+            raise UsageError(f"metric: {metric!r} must be the name of a reported metric")
         self.direction = direction
+        self.metric = metric
+        self.seed = check_seed(seed)  # before numpy sees it: one line naming the seed, not numpy's error
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if isinstance(strategy, Strategy):
             self.strategy = strategy
         else:
-            self.strategy = make_strategy(strategy, self.space, seed=seed, **strategy_options)
+            self.strategy = make_strategy(strategy, self.space, seed=self.seed, **strategy_options)
+        if isinstance(scheduler, Scheduler):
+            if scheduler_options:
+                raise UsageError("scheduler_options: only for a scheduler given by name")
+            self.scheduler = scheduler
+        else:
+            self.scheduler = make_scheduler(scheduler, seed=self.seed, **dict(scheduler_options or {}))
+        # Strategies written to the first contract, suggest(number, trials), keep working.
+        self._suggest_takes_curves = "curves" in inspect.signature(self.strategy.suggest).parameters
         self.journal = journal
         self._trials: dict[int, Trial] = {t.number: t for t in journal.trials()} if journal else {}
+        # trial number -> {epoch: value of `metric`, maximise form}: the schedulers' rung values.
+        self._curves: dict[int, dict[int, float]] = {}
+        if journal is not None:
+            for number, rows in journal.all_epochs().items():
+                curve = {int(r["epoch"]): self._maximised(r[metric]) for r in rows if metric in r}
+                if curve:
+                    self._curves[number] = curve
 
     # --- the API -----------------------------------------------------------------------
     def ask(self) -> Trial:
         """A new RUNNING trial with the strategy's params. Raises SpaceExhausted when done."""
         number = max(self._trials, default=-1) + 1
-        # Strategies maximise: with direction="minimize" they see negated scores.
-        params = self.strategy.suggest(number, history.maximized(self.trials, self.direction))
+        # Strategies maximise: with direction="minimize" they see negated scores (and curves).
+        trials = history.maximized(self.trials, self.direction)
+        if self._suggest_takes_curves:
+            params = self.strategy.suggest(number, trials, curves=self._curves_view())
+        else:
+            params = self.strategy.suggest(number, trials)
         if not self.space.contains(params):
             raise RuntimeError(f"strategy {self.strategy.name} proposed {params!r}, outside the space")
         trial = Trial(number=number, params=params, info=dict(self.strategy.last_info))
         self._record(trial)
         return trial
 
+    def report(
+        self, trial: Trial | int, epoch: int, value: float, metrics: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Record the metric's `value` after `epoch` (0-based) and return True when the trial
+        should stop there; it is then PRUNED. `metrics` are further values for the epoch's
+        journal row. Reporting epoch 0 again (a re-run trial) starts its curve afresh."""
+        number = self._number(trial)
+        current = self._get(number)
+        if current.finished:
+            raise ValueError(f"trial {number} is {current.state.value}: it takes no more reports")
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch: {epoch!r} must be a whole number >= 0 (epochs count from 0)")
+        epoch = int(epoch)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"value: {value!r} for trial {number}, epoch {epoch} is not a number") from None
+        if epoch == 0:
+            self._curves.pop(number, None)
+            if self.journal is not None:
+                self.journal.clear_epochs(number)
+        if self.journal is not None:
+            # The reported value wins over a same-named entry of `metrics`: it is what was decided on.
+            self.journal.add_epoch(number, epoch, {**(metrics or {}), self.metric: value})
+        maximised = self._maximised(value)
+        self._curves.setdefault(number, {})[epoch] = maximised
+        stop = bool(self.scheduler.on_epoch(number, epoch, maximised, self._curves_view()))
+        if stop:
+            self._record(self._pruned(current, epoch))
+        return stop
+
     def tell(self, trial: Trial | int, score: float | None, **fields: Any) -> Trial:
         """Record the score (better as `direction` says). None or a non-finite score marks it FAIL.
 
         `fields` are Trial fields to record with it: device, device_seconds, error, ...
+        `epochs` defaults to the epochs reported. A PRUNED trial stays PRUNED with the score,
+        epochs and best_epoch its reports gave it; only the other fields are recorded.
         """
-        number = trial if isinstance(trial, int) else trial.number
-        current = self._trials[number]
+        number = self._number(trial)
+        current = self._get(number)
+        if current.state == TrialState.PRUNED:
+            for key in ("state", "score", "epochs", "best_epoch"):
+                fields.pop(key, None)
+            done = current.replace(**fields)
+            self._record(done)
+            return done
         if current.finished:
             raise ValueError(f"trial {number} was already told ({current.state.value})")
         if score is not None and not math.isfinite(score):
             fields.setdefault("error", f"non-finite score {score}")
             score = None
+        if fields.get("epochs") is None and self._curves.get(number):
+            fields["epochs"] = max(self._curves[number]) + 1
         state = fields.pop("state", TrialState.COMPLETE if score is not None else TrialState.FAIL)
         done = current.replace(state=state, score=None if score is None else float(score), **fields)
         self._record(done)
@@ -89,6 +176,45 @@ class Study:
     def best(self) -> Trial | None:
         """The trial with the best score (history.best_trial: ties go to the longer, then the earlier)."""
         return history.best_trial(self.trials, self.direction)
+
+    @property
+    def curves(self) -> dict[int, dict[int, float]]:
+        """trial number -> {epoch: reported value}, as reported (not in maximise form); a copy."""
+        s = history.sign(self.direction)
+        return {n: {e: s * v for e, v in c.items()} for n, c in sorted(self._curves.items())}
+
+    # --- internals -------------------------------------------------------------------------
+    def _maximised(self, value: Any) -> float:
+        """A value in maximise form; a missing or non-finite one (a diverged epoch) is the worst."""
+        if value is None or not math.isfinite(value):
+            return -math.inf
+        return history.sign(self.direction) * float(value)
+
+    def _curves_view(self) -> Curves:
+        complete = (n for n, t in self._trials.items() if t.state == TrialState.COMPLETE)
+        return Curves(self._curves, complete=complete)
+
+    def _pruned(self, trial: Trial, epoch: int) -> Trial:
+        """The trial stopped after `epoch`: scored by its best reported value (the earliest on a tie)."""
+        finite = [
+            (v, e) for e, v in sorted(self._curves[trial.number].items()) if e <= epoch and v > -math.inf
+        ]
+        best = max(finite, key=lambda ve: (ve[0], -ve[1]), default=None)
+        return trial.replace(
+            state=TrialState.PRUNED,
+            score=None if best is None else history.sign(self.direction) * best[0],
+            best_epoch=None if best is None else best[1],
+            epochs=epoch + 1,
+        )
+
+    def _number(self, trial: Trial | int) -> int:
+        return trial.number if isinstance(trial, Trial) else trial
+
+    def _get(self, number: int) -> Trial:
+        if number not in self._trials:
+            have = f"trials 0..{max(self._trials)}" if self._trials else "no trials yet"
+            raise ValueError(f"trial {number!r} is not a trial of this study (it has {have})")
+        return self._trials[number]
 
     def _record(self, trial: Trial) -> None:
         self._trials[trial.number] = trial

@@ -18,7 +18,23 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# Seeds go to numpy's generators, which take 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: Any, key: str = "seed") -> int:
+    """A seed as a Python int in [0, 2**32 - 1]; UsageError naming `key` otherwise."""
+    import numpy as np
+
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"{key}: {seed!r} must be a whole number from 0 to {SEED_MAX} (2**32 - 1)")
+    return seed
+
+
 def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
+    seed = check_seed(seed)
     if name not in REGISTRY:
         raise UsageError(f"strategy: {name!r} is not one of {', '.join(sorted(REGISTRY))}")
     module, cls_name = REGISTRY[name].split(":")
@@ -32,4 +48,4 @@ def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) 
     return cls(space, seed=seed, **options)
 
 
-__all__ = ["REGISTRY", "Strategy", "make_strategy"]
+__all__ = ["REGISTRY", "SEED_MAX", "Strategy", "check_seed", "make_strategy"]

@@ -4,6 +4,13 @@ A strategy sees the space and the whole trial history (completed, failed and pen
 i.e. RUNNING, trials) and proposes the parameters of trial `number`. It keeps no state
 that cannot be rebuilt from that history and its seed, so a study resumed from its
 journal proposes exactly what an uninterrupted one would have.
+
+Multi-fidelity (a scheduler stops trials early): a strategy that also declares a `curves`
+parameter, `suggest(number, trials, curves=None)`, is handed every trial's per-epoch values,
+trial number -> {epoch: value}, in maximise form like the scores (the journal holds them, so
+they are history too). Strategies without it (grid, random, a user's own written to the
+first contract) are called as `suggest(number, trials)` and see pruned trials as trials
+like any other (state PRUNED, score = the best value reached).
 """
 
 from __future__ import annotations
@@ -28,4 +35,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
-        """Params for trial `number`, given every trial so far. Raise SpaceExhausted when done."""
+        """Params for trial `number`, given every trial so far. Raise SpaceExhausted when done.
+
+        An implementation may add `curves: Mapping[int, Mapping[int, float]] | None = None`
+        (see the module docstring); the study passes it by keyword to those that do.
+        """

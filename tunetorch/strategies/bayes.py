@@ -1,16 +1,29 @@
 """Bayesian optimisation: a Sobol initial design, then a GP surrogate and log expected improvement.
 
-Each suggestion is rebuilt from the history and the seed alone:
+Each suggestion is rebuilt from the history, the curves and the seed alone:
 
-1. While fewer than `n_startup` trials have a score, propose the next point of a seeded,
+1. While fewer than `n_startup` trials have finished with a score (completed, or pruned by a
+   scheduler with the best value they reached), propose the next point of a seeded,
    scrambled Sobol sequence that no trial (pending, failed or done) already holds.
-2. Then fit a GP (Matern 5/2, one length scale per input column, noise; `_gp.py`) to the
-   completed trials, on the unit cube of the space (log dimensions in log space) with
-   categoricals one-hot; scores are standardised and Yeo-Johnson warped (`warp`), so that a
-   long tail of bad trials does not flatten the model where the optimum is.
-3. Condition it also on the pending trials at their predicted mean (kriging believer), so
-   that parallel workers are sent elsewhere, and on the failed ones at the worst observed
-   score, so that the search moves away from what broke. No trial's params are proposed twice.
+2. Then fit a GP (Matern 5/2, one length scale per input column, noise; `_gp.py`) on the unit
+   cube of the space (log dimensions in log space) with categoricals one-hot; scores are
+   standardised and Yeo-Johnson warped (`warp`), so that a long tail of bad trials does not
+   flatten the model where the optimum is. What it is fitted to:
+   - without curves (trials told without per-epoch reports): the completed trials' scores;
+   - with curves (multi-fidelity: `Study.report`, any scheduler), the BOHB rule (Falkner et
+     al. 2018, Section 4.1): the observations at the highest fidelity that has at least
+     dims + 1 of them, dims the number of searched dimensions. The fidelity is the epochs
+     trained, e + 1 for epoch e; a trial's observation at epoch e is the best value it
+     reported up to e (what its score would be, stopped there), and a completed trial counts
+     with its score at every epoch from its last on. Running trials count as soon as they
+     reach e. When no epoch has dims + 1 observations, epoch 0 (the most) is used.
+3. Condition it also on the pending trials (running or interrupted ones without an
+   observation at that fidelity) and on the pruned trials stopped below that fidelity at
+   their predicted mean (kriging believer), so that parallel workers are sent elsewhere and
+   not back to a stopped point; and on the failed ones at the worst observed score, so that
+   the search moves away from what broke. A pruned trial is not believed at the worst: it was
+   stopped for trailing the top 1/eta at a lower rung, which a near-optimal point may do
+   (and BOHB's model at a fidelity leaves such trials out). No trial's params are proposed twice.
 4. Maximise log EI: Sobol candidates plus perturbations of the best trials, L-BFGS-B on the
    float coordinates from the best few, then a sweep over the values of each discrete
    dimension. Ints and categoricals are rounded *before* the GP sees them, so EI is always
@@ -72,14 +85,63 @@ class BayesSearch(Strategy):
         self._size = size if 0 < size <= _MAX_ENUMERATE else None  # only for all-discrete spaces
 
     # --- the contract --------------------------------------------------------------------------
-    def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
+    def suggest(
+        self, number: int, trials: Sequence[Trial], curves: Mapping[int, Mapping[int, float]] | None = None
+    ) -> dict[str, Any]:
         taken = {_key(t.params) for t in trials}
         if self._size is not None and len(taken) >= self._size:
             raise SpaceExhausted(f"bayes: all {self._size} points of the discrete space have been tried")
-        done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.score)]
-        if len(done) < self.n_startup:
+        if curves:
+            scored = [
+                t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and _finite(t.score)
+            ]
+        else:
+            scored = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.score)]
+        if len(scored) < self.n_startup:
             return self._startup(taken)
-        return self._bayes(number, trials, done, taken)
+        if curves:
+            level, observed = self._fidelity(trials, curves)
+        else:
+            level, observed = None, [(t, float(t.score)) for t in scored]
+        seen = {t.number for t, _ in observed}
+        pending = [
+            t
+            for t in trials
+            if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED) and t.number not in seen
+        ]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        pruned = [t for t in trials if t.state == TrialState.PRUNED and t.number not in seen]
+        return self._bayes(number, observed, pending, failed, pruned, taken, level)
+
+    def _fidelity(
+        self, trials: Sequence[Trial], curves: Mapping[int, Mapping[int, float]]
+    ) -> tuple[int, list[tuple[Trial, float]]]:
+        """(epoch, [(trial, observation)]) at the highest epoch with >= dims + 1 observations."""
+        # Per trial: epoch -> best finite value reported up to that epoch.
+        running: dict[int, dict[int, float]] = {}
+        for t in trials:
+            best, out = -math.inf, {}
+            for e, v in sorted((curves.get(t.number) or {}).items()):
+                best = max(best, v) if _finite(v) else best
+                out[e] = best
+            running[t.number] = out
+
+        def observations(e: int) -> list[tuple[Trial, float]]:
+            obs = []
+            for t in trials:
+                own = running[t.number]
+                if t.state == TrialState.COMPLETE and _finite(t.score) and e >= max(own, default=-1):
+                    obs.append((t, float(t.score)))
+                elif t.state != TrialState.FAIL and e in own and _finite(own[e]):
+                    obs.append((t, own[e]))
+            return obs
+
+        levels = sorted({e for own in running.values() for e in own}, reverse=True) or [0]
+        for e in levels:
+            obs = observations(e)
+            if len(obs) >= len(self.space) + 1:
+                return e, obs
+        return levels[-1], observations(levels[-1])
 
     # --- 1. initial design ---------------------------------------------------------------------
     def _startup(self, taken: set) -> dict[str, Any]:
@@ -100,11 +162,20 @@ class BayesSearch(Strategy):
         raise SpaceExhausted("bayes: the initial design found no untried point")
 
     # --- 2-4. model-based suggestion --------------------------------------------------------------
-    def _bayes(self, number: int, trials: Sequence[Trial], done: list[Trial], taken: set) -> dict[str, Any]:
+    def _bayes(
+        self,
+        number: int,
+        observed: list[tuple[Trial, float]],
+        pending: list[Trial],
+        failed: list[Trial],
+        pruned: list[Trial],
+        taken: set,
+        level: int | None,
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         rng = np.random.default_rng([self.seed, number])
-        X = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in done])
-        scores = np.array([t.score for t in done], dtype=float)
+        X = np.stack([self._gp_input(self.space.to_unit(t.params)) for t, _ in observed])
+        scores = np.array([v for _, v in observed], dtype=float)
         y, lam = _gp.standardise(scores), 1.0
         if self.warp:
             y, lam = _gp.warp_outputs(y)
@@ -113,12 +184,11 @@ class BayesSearch(Strategy):
         fit_seconds = time.perf_counter() - t0
         post = _gp.Posterior(X, y, params)
 
-        pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
-        failed = [t for t in trials if t.state == TrialState.FAIL]
+        believe = pending + pruned
         best = float(y.max())
-        if pending or failed:
-            Xp = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in pending + failed])
-            believed = post.predict(Xp[: len(pending)])[0]
+        if believe or failed:
+            Xp = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in believe + failed])
+            believed = post.predict(Xp[: len(believe)])[0]
             yp = np.concatenate([believed, np.full(len(failed), y.min())])
             post = _gp.Posterior(np.vstack([X, Xp]), np.concatenate([y, yp]), params)
             # The believed values count towards the incumbent, or a pending point with a high
@@ -140,9 +210,11 @@ class BayesSearch(Strategy):
             "signal_var": float(params.s2),
             "warp_lambda": lam,
             "noise": float(params.noise),  # variance, in units of the score variance
-            "n_observations": len(done),
+            "n_observations": len(observed),
+            "fidelity_epochs": None if level is None else level + 1,  # epochs behind each observation
             "n_pending": len(pending),
             "n_failed": len(failed),
+            "n_pruned": len(pruned),  # pruned below that fidelity, believed like the pending ones
             "gp_fit_seconds": float(fit_seconds),
             "suggest_seconds": float(time.perf_counter() - t0),
         }

@@ -32,7 +32,10 @@ class GridSearch(Strategy):
                 )
             if isinstance(r, bool) or not isinstance(r, int) or r < 1:
                 raise UsageError(f"strategy.resolution: {r!r} for {name} must be a whole number >= 1")
-        self.lattice = space.grid({n: per_dim.get(n, 5) for n in space.names})
+        self.lattice = [
+            {name: _exact(space[name], v) for name, v in point.items()}
+            for point in space.grid({n: per_dim.get(n, 5) for n in space.names})
+        ]
         if shuffle:
             # A seeded order: a grid cut short by the budget still covers the whole space
             # coarsely instead of one corner of it (Optuna's GridSampler does the same).
@@ -45,6 +48,16 @@ class GridSearch(Strategy):
             if _key(point) not in taken:
                 return dict(point)
         raise SpaceExhausted(f"grid: all {len(self.lattice)} lattice points have been tried")
+
+
+def _exact(dim, value: Any) -> Any:
+    """A float lattice value without the noise of exp/log and linspace arithmetic: 1e-4, not
+    0.00010000000000000009. 12 significant digits keep distinct points distinct (a lattice has at
+    most thousands per dimension) and stay inside the dimension's bounds."""
+    if not isinstance(value, float) or isinstance(value, bool):
+        return value
+    rounded = float(f"{value:.12g}")
+    return min(max(rounded, dim.low), dim.high) if hasattr(dim, "low") else rounded
 
 
 def _key(params: Mapping[str, Any]) -> tuple:

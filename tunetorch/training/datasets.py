@@ -1,17 +1,24 @@
-"""Data sets as device tensors, with seeded stratified splits.
+"""Data modules: where a study's data comes from, and the one door to its test split.
 
-Every split is loaded once, normalised, and moved to the device as two tensors
-(x: (n, C, H, W) float32, y: (n,) int64); training indexes them directly, with no
-per-sample Python work per step.
+A data module is any object with
 
-The splits:
-- mnist, fashion_mnist, cifar10: the official test set is the test split; validation is
-  carved from the official training set, stratified and seeded.
-- digits (scikit-learn's bundled 8x8 digits, offline): one seeded stratified
+    input_shape: tuple[int, ...]       # one example's shape, e.g. (1, 28, 28)
+    n_classes: int
+    fit(seed, device) -> FitData       # train + validation, for tuning
+    test(seed, device) -> Split | torch.utils.data.Dataset   # ONLY tunetorch/evaluate.py calls this
+    prepare()                          # optional: download / check files, once, in the main process
+
+built from the `dataset` config group by `_target_` (a user's own module plugs in the same way).
+FitData's splits are either device tensors (`Split`: the fast path, no per-sample Python
+work per step) or a `torch.utils.data.Dataset`, which the trainer reads through a DataLoader
+(workers, pinned memory) for data that does not fit on the device.
+
+The built-ins:
+- MNIST, FashionMNIST, CIFAR10 (torchvision): the official test set is the test split;
+  validation is carved from the official training set, stratified and seeded by the study seed.
+  CIFAR10 can augment training batches on the device (random crop with padding, flips).
+- Digits (scikit-learn's bundled 8x8 digits, offline): one seeded stratified
   train / validation / test split of the 1,797 images.
-
-`load_tuning_data` returns train and validation only. The test split is read by
-`load_test_split`, whose one caller is tunetorch/evaluate.py.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,79 +35,177 @@ import numpy as np
 import torch
 
 from tunetorch.errors import UsageError
-from tunetorch.names import DATASETS
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # (n, C, H, W) float32, normalised
+    x: torch.Tensor  # (n, *input_shape) float32, normalised
     y: torch.Tensor  # (n,) int64
 
     def __len__(self) -> int:
         return len(self.y)
 
 
+# augment(x, generator) -> x: a batched transform of training inputs, on their device.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
 @dataclass(frozen=True)
-class TuningData:
+class FitData:
     """What a trial sees: train and validation only, never the test split."""
 
-    name: str
-    train: Split
-    val: Split
-    input_shape: tuple[int, int, int]  # (C, H, W)
+    train: Any  # Split | torch.utils.data.Dataset
+    val: Any  # Split | torch.utils.data.Dataset
+    input_shape: tuple[int, ...]
     n_classes: int
+    augment: Augment | None = None  # applied to each training batch
 
 
-def load_tuning_data(cfg: Any, seed: int, device: str | torch.device = "cpu") -> TuningData:
-    x, y = _read(cfg, train=True)
-    train_idx, val_idx = _split_fit(cfg, y, seed)
-    x = _normalise(x, cfg)
-    return TuningData(
-        name=cfg.name,
-        train=_to_device(x[train_idx], y[train_idx], device),
-        val=_to_device(x[val_idx], y[val_idx], device),
-        input_shape=tuple(x.shape[1:]),
-        n_classes=int(cfg.n_classes),
-    )
+def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices: a stratified, seeded split of labels `y`. For users' data modules too."""
+    return _stratified(np.asarray(y), fraction, seed)
 
 
-def load_test_split(cfg: Any, seed: int, device: str | torch.device = "cpu") -> Split:
-    """The sealed test split. Only tunetorch/evaluate.py calls this."""
-    if cfg.name == "digits":
-        x, y = _read(cfg, train=True)
-        idx = _digits_test_idx(cfg, y)
-        x, y = x[idx], y[idx]
-    else:
-        x, y = _read(cfg, train=False)
-    return _to_device(_normalise(x, cfg), y, device)
-
-
-def ensure_available(cfg: Any) -> None:
-    """Make sure the data set is on disk before workers start: download it once, here, if
-    it is missing and allowed; otherwise raise the one-line error."""
-    if cfg.name == "digits":
-        return
-    if cfg.name not in DATASETS:
-        raise UsageError(f"dataset.name: {cfg.name!r} is not one of {', '.join(DATASETS)}")
-    root = Path(str(cfg.root)).expanduser()
-    needed = {
-        "mnist": "MNIST/raw/train-images-idx3-ubyte",
-        "fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte",
-        "cifar10": "cifar-10-batches-py/data_batch_1",
-    }[cfg.name]
-    if not (root / needed).exists() and not (root / (needed + ".gz")).exists():
-        for train in (True, False):
-            _read_torchvision(cfg.name, root, train, bool(cfg.download))
-
-
-def split_hash(split: Split) -> str:
-    """sha256 over a split's images and labels: which test split an evaluation saw."""
+def split_hash(split: Any) -> str:
+    """sha256 over a split's inputs and labels (a Split, or a Dataset read in order): which
+    test split an evaluation saw."""
     h = hashlib.sha256()
-    h.update(split.x.detach().cpu().numpy().tobytes())
-    h.update(split.y.detach().cpu().numpy().tobytes())
+    if isinstance(split, Split):
+        batches = [(split.x, split.y)]
+    else:
+        from torch.utils.data import DataLoader
+
+        batches = DataLoader(split, batch_size=1024, shuffle=False)
+    for x, y in batches:
+        h.update(torch.as_tensor(x).detach().cpu().numpy().tobytes())
+        h.update(torch.as_tensor(y).detach().cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+class ImageData:
+    """Shared by the built-ins: normalisation, shape and class checks, device tensors."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        input_shape: Sequence[int],
+        val_fraction: float,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ):
+        if isinstance(val_fraction, bool) or not 0 < float(val_fraction) < 1:
+            raise UsageError(f"dataset.val_fraction: {val_fraction!r} must be a number in (0, 1)")
+        self.n_classes = int(n_classes)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.val_fraction = float(val_fraction)
+        self.mean, self.std = list(mean), list(std)
+
+    def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Images scaled to [0, 1] as (n, C, H, W) float32, and labels (n,) int64."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Read the training side once in the main process: a missing data set, or a shape or
+        class count that disagrees with the config, is refused before any worker starts."""
+        x, y = self._read(train=True)
+        self._check(x, y)
+
+    def fit(self, seed: int, device: str | torch.device = "cpu") -> FitData:
+        x, y = self._read(train=True)
+        self._check(x, y)
+        train_idx, val_idx = _stratified(y, self.val_fraction, seed)
+        x = self._normalise(x)
+        return FitData(
+            train=_to_device(x[train_idx], y[train_idx], device),
+            val=_to_device(x[val_idx], y[val_idx], device),
+            input_shape=self.input_shape,
+            n_classes=self.n_classes,
+            augment=self._augment(),
+        )
+
+    def test(self, seed: int, device: str | torch.device = "cpu") -> Split:
+        """The sealed test split. Only tunetorch/evaluate.py calls this."""
+        x, y = self._read(train=False)
+        return _to_device(self._normalise(x), y, device)
+
+    def _augment(self) -> Augment | None:
+        return None
+
+    def _check(self, x: np.ndarray, y: np.ndarray) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise UsageError(
+                f"dataset.input_shape: {list(self.input_shape)} disagrees with the data {list(x.shape[1:])}"
+            )
+        found = int(y.max()) + 1 if len(y) else 0
+        if found != self.n_classes:
+            raise UsageError(f"dataset.n_classes: {self.n_classes} disagrees with the data ({found} classes)")
+
+    def _normalise(self, x: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+class Digits(ImageData):
+    """scikit-learn's 8x8 digits: test, train and validation carved from the 1,797 images."""
+
+    def __init__(self, test_fraction: float = 0.2, split_seed: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(test_fraction, bool) or not 0 < float(test_fraction) < 1:
+            raise UsageError(f"dataset.test_fraction: {test_fraction!r} must be a number in (0, 1)")
+        self.test_fraction, self.split_seed = float(test_fraction), int(split_seed)
+
+    def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x, y = (digits.images[:, None] / 16.0).astype(np.float32), digits.target.astype(np.int64)
+        # The test split depends on the data set's own seed, not the study's: every study on
+        # digits is scored on the same held-out images.
+        rest, test = _stratified(y, self.test_fraction, self.split_seed)
+        keep = rest if train else test
+        return x[keep], y[keep]
+
+
+class _Torchvision(ImageData):
+    name = ""  # torchvision's data set, by tunetorch's name for it
+    folder = ""  # a file of the training set under root: present means no download
+
+    def __init__(self, root: str = "data", download: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.root, self.download = Path(str(root)).expanduser(), bool(download)
+
+    def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        return _read_torchvision(self.name, self.root, train, self.download)
+
+    def prepare(self) -> None:
+        if not (self.root / self.folder).exists() and not (self.root / (self.folder + ".gz")).exists():
+            for train in (True, False):  # download both sides once, here, before workers start
+                self._read(train)
+        super().prepare()
+
+
+class MNIST(_Torchvision):
+    name, folder = "mnist", "MNIST/raw/train-images-idx3-ubyte"
+
+
+class FashionMNIST(_Torchvision):
+    name, folder = "fashion_mnist", "FashionMNIST/raw/train-images-idx3-ubyte"
+
+
+class CIFAR10(_Torchvision):
+    name, folder = "cifar10", "cifar-10-batches-py/data_batch_1"
+
+    def __init__(self, augment: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.augment = bool(augment)
+
+    def _augment(self) -> Augment | None:
+        from tunetorch.training.augment import crop_and_flip
+
+        return crop_and_flip if self.augment else None
 
 
 # --- splits ----------------------------------------------------------------------------
@@ -111,42 +217,9 @@ def _stratified(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(rest), np.sort(held)
 
 
-def _digits_test_idx(cfg: Any, y: np.ndarray) -> np.ndarray:
-    # The test split of digits depends on the data set's own seed, not the study's:
-    # every study on digits is scored on the same held-out images.
-    return _stratified(y, float(cfg.test_fraction), int(cfg.split_seed))[1]
-
-
-def _split_fit(cfg: Any, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the training-side data."""
-    if cfg.name == "digits":
-        fit = _stratified(y, float(cfg.test_fraction), int(cfg.split_seed))[0]
-        tr, va = _stratified(y[fit], float(cfg.val_fraction), seed)
-        return fit[tr], fit[va]
-    return _stratified(y, float(cfg.val_fraction), seed)
-
-
 # --- reading -----------------------------------------------------------------------------
-def _normalise(x: np.ndarray, cfg: Any) -> np.ndarray:
-    mean = np.asarray(cfg.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(cfg.std, dtype=np.float32).reshape(1, -1, 1, 1)
-    return (x - mean) / std
-
-
 def _to_device(x: np.ndarray, y: np.ndarray, device: str | torch.device) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).long().to(device))
-
-
-def _read(cfg: Any, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Raw images scaled to [0, 1] as (n, C, H, W) float32, and labels (n,) int64."""
-    if cfg.name == "digits":
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        return (digits.images[:, None] / 16.0).astype(np.float32), digits.target.astype(np.int64)
-    if cfg.name not in DATASETS:
-        raise UsageError(f"dataset.name: {cfg.name!r} is not one of {', '.join(DATASETS)}")
-    return _read_torchvision(cfg.name, Path(str(cfg.root)).expanduser(), train, bool(cfg.download))
 
 
 def _read_torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -1,19 +1,26 @@
-"""The models a study tunes: an MLP and a CNN, built for the data set's shape."""
+"""The built-in models: an MLP, a CNN and ResNet-18, built for the data module's shape.
+
+Each is an ordinary `nn.Module` chosen by `_target_` in conf/model/, exactly as a user's own
+model is: tunetorch passes `input_shape` and `n_classes` because the constructors take them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
-
-# The trial params each model reads are listed in names.MODEL_PARAMS: keep the two in step.
 
 
 class MLP(nn.Module):
     """depth hidden layers of `width` units: Linear -> ReLU -> Dropout."""
 
-    def __init__(self, input_shape: tuple[int, ...], n_classes: int, depth: int, width: int, dropout: float):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        depth: int = 2,
+        width: int = 256,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         n_in = int(torch.tensor(input_shape).prod())
@@ -32,7 +39,12 @@ class CNN(nn.Module):
     then global average pooling, dropout and a linear classifier. Channels double per block up to 4x."""
 
     def __init__(
-        self, input_shape: tuple[int, ...], n_classes: int, depth: int, channels: int, dropout: float
+        self,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        depth: int = 2,
+        channels: int = 32,
+        dropout: float = 0.1,
     ):
         super().__init__()
         c_in, size = input_shape[0], input_shape[-1]
@@ -53,16 +65,21 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(
-    model_cfg: Any, params: dict[str, Any], input_shape: tuple[int, ...], n_classes: int
-) -> nn.Module:
-    """The model named by `model_cfg.name`, with searched params overriding the config."""
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 (constructed, never downloaded) adapted to small images: the
+    7x7 stride-2 stem and its max-pool become one 3x3 stride-1 conv, the variant of He et al.
+    (2016) for CIFAR-10, which keeps 32x32 inputs at 4x4 before the global pool; dropout
+    before the classifier."""
 
-    def get(key: str) -> Any:
-        return params[key] if key in params else model_cfg[key]
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        from tunetorch.training._torchvision_compat import import_torchvision
 
-    if model_cfg.name == "mlp":
-        return MLP(input_shape, n_classes, int(get("depth")), int(get("width")), float(get("dropout")))
-    if model_cfg.name == "cnn":
-        return CNN(input_shape, n_classes, int(get("depth")), int(get("channels")), float(get("dropout")))
-    raise ValueError(f"unknown model {model_cfg.name!r}")  # validated at start-up; a bug if reached
+        net = import_torchvision().models.resnet18(weights=None, num_classes=n_classes)
+        net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, n_classes))
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

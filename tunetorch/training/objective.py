@@ -6,7 +6,6 @@ run_training(worker, number, params, emit) -> {"score", "epoch", "epochs"}   (pe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ def trial_seed(study_seed: int, number: int) -> int:
 
 @dataclass
 class TrainingWorker:
-    """Per-worker state: the config and the data set, loaded onto the worker's device once."""
+    """Per-worker state: the study's config and its fit data, loaded onto the worker's device once."""
 
     cfg: Any
-    data: Any
+    data: Any  # FitData
     device: str
     checkpoints: Path
 
@@ -32,10 +31,10 @@ class TrainingWorker:
 def setup_training(device: str, cfg_yaml: str, checkpoints: str) -> TrainingWorker:
     from omegaconf import OmegaConf
 
-    from tunetorch.training.datasets import load_tuning_data
+    from tunetorch.training import build
 
     cfg = OmegaConf.create(cfg_yaml)
-    data = load_tuning_data(cfg.dataset, int(cfg.study.seed), device)
+    data = build.data_module(cfg).fit(int(cfg.study.seed), device)
     _warm_up(device)
     return TrainingWorker(cfg, data, device, Path(checkpoints))
 
@@ -52,21 +51,23 @@ def _warm_up(device: str) -> None:
 
 
 def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict:
-    import torch
-
+    """Train trial `number`; every epoch's metrics go to the driver as they happen, and the
+    driver's answer (stop or not, when a scheduler is on) ends the trial after that epoch."""
+    from tunetorch.checkpoints import save_trial_weights
+    from tunetorch.training import build
     from tunetorch.training.trainer import train_trial
 
     result = train_trial(
-        params,
-        state.cfg,
+        build.trial_config(state.cfg, params),
         state.data,
         state.device,
         seed=trial_seed(int(state.cfg.study.seed), number),
         report=lambda epoch, metrics: emit("epoch", {"epoch": epoch, **metrics}),
     )
-    # Weights of the scored epoch, written atomically: a crash leaves the old file or the new one.
-    path = state.checkpoints / f"trial_{number:04d}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(result.state_dict, tmp)
-    os.replace(tmp, path)
-    return {"score": result.score, "epoch": result.epoch, "epochs": len(result.epochs)}
+    save_trial_weights(state.checkpoints, number, result.state_dict)
+    return {
+        "score": result.score,
+        "epoch": result.epoch,
+        "epochs": len(result.epochs),
+        "stopped": result.stopped,
+    }

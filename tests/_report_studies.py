@@ -1,0 +1,113 @@
+"""Studies for the report tests: one written through the journal (every trial state), one run for real."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tunetorch.journal import Journal
+from tunetorch.trial import Trial, TrialState
+
+SPACE = {
+    "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "model.dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    "model.depth": {"type": "int", "low": 1, "high": 4},
+    "model.act": {"type": "categorical", "choices": ["relu", "gelu"]},
+}
+DIVERGED = 3  # the trial that diverged: accuracy at chance
+PRUNED = {5: 1, 9: 1, 12: 2}  # trial -> epochs it trained before the scheduler stopped it
+FAILED = 7
+TEST_ACCURACY = 0.91
+
+
+def journal_study(study_dir: Path, n: int = 16, epochs: int = 3, evaluate: bool = True) -> Journal:
+    """A finished study written straight into a journal: accuracy peaks at lr = 10**-2.5 (the other
+    parameters barely matter), one diverged trial, three pruned, one failed, one test evaluation."""
+    from tunetorch.space import SearchSpace
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(study_dir / "journal.sqlite")
+    journal.set_meta("strategy", "random")
+    journal.set_meta("metric", "val_accuracy")
+    journal.set_meta("direction", "maximize")
+    journal.set_meta("space", json.dumps(SPACE))
+    space = SearchSpace.from_dict(SPACE)
+    rng = np.random.default_rng(0)
+    for number in range(n):
+        params = space.sample(rng)
+        if number == DIVERGED:
+            params["optimizer.lr"] = 0.09  # too high a learning rate: the cause, as in real studies
+        peak = 0.97 - 0.08 * (math.log10(params["optimizer.lr"]) + 2.5) ** 2 + 0.003 * params["model.depth"]
+        trained = PRUNED.get(number, epochs)
+        rows = []
+        for e in range(trained):
+            acc = 0.13 if number == DIVERGED else peak - 0.05 * (epochs - 1 - e)
+            rows.append(
+                {"train_loss": 1.0 / (e + 1), "val_loss": 1.2 - acc, "val_accuracy": acc, "seconds": 0.4}
+            )
+        if number == FAILED:
+            trial = Trial(
+                number,
+                params,
+                TrialState.FAIL,
+                error="loss is nan",
+                device="cpu",
+                device_name="test cpu",
+                device_seconds=0.0002,  # died at start-up: under a millisecond
+                wall_seconds=0.35,
+                attempts=1,
+            )
+            rows = rows[:1]
+        else:
+            best_epoch = int(np.argmax([r["val_accuracy"] for r in rows]))
+            state = TrialState.PRUNED if number in PRUNED else TrialState.COMPLETE
+            trial = Trial(
+                number,
+                params,
+                state,
+                score=rows[best_epoch]["val_accuracy"],
+                device="cpu",
+                device_name="test cpu",
+                device_seconds=1.2 * trained + 0.01 * number,
+                wall_seconds=1.3 * trained,
+                node="host",
+                epochs=trained,
+                best_epoch=best_epoch,
+                attempts=1,
+            )
+        for e, row in enumerate(rows):
+            journal.add_epoch(number, e, row)
+        journal.put_trial(trial)
+    journal.set_meta("wall_seconds", "30.0")
+    if evaluate:
+        from tunetorch.history import best_trial
+
+        best = best_trial(journal.trials())
+        if hasattr(journal, "start_evaluation"):
+            ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
+            journal.complete_evaluation(ev, TEST_ACCURACY, 0.3, "f" * 64)
+        else:  # journals before the two-step look
+            journal.add_evaluation(best.number, TEST_ACCURACY, 0.3, "f" * 64, forced=False)
+    return journal
+
+
+_REAL: dict[str, tuple[Path, str]] = {}
+
+
+def real_study(tmp_path_factory) -> tuple[Path, str]:
+    """A finished study run for real (`python -m tunetorch.tune`, digits, CPU, 6 trials of 2 epochs),
+    made once per test session and shared by the report tests. Returns (study dir, its stdout)."""
+    if "study" not in _REAL:
+        from tests.conftest import SHRINK, run_tune
+
+        study_dir = tmp_path_factory.mktemp("real") / "study"
+        args = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "trainer.epochs="))]
+        out = run_tune(
+            *args, "budget.n_trials=6", "trainer.epochs=2", "+strategy=random", f"study.dir={study_dir}"
+        )
+        assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-2000:]
+        _REAL["study"] = (study_dir, out.stdout)
+    return _REAL["study"]

@@ -1,0 +1,247 @@
+"""summary.json, trials.csv, the PNGs, the terminal text helpers and exact grid values."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from tests._report_studies import DIVERGED, FAILED, PRUNED, TEST_ACCURACY, journal_study, real_study
+from tunetorch.reports import terminal, write_reports
+from tunetorch.reports.plots import params_figure, progress_figure, score_limits
+from tunetorch.space import SearchSpace
+from tunetorch.trial import TrialState
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reports") / "study"
+    journal = journal_study(d)
+    data = write_reports(d, journal)
+    return d, journal, data
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    return real_study(tmp_path_factory)
+
+
+# --- summary.json ---------------------------------------------------------------------------------
+def test_summary_counts_pruned_trials_by_rung_and_gives_the_best_trials_epochs(study):
+    d, journal, data = study
+    on_disk = json.loads((d / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(data))
+    assert data["n_pruned"] == len(PRUNED) and data["n_failed"] == 1
+    assert data["pruned_by_epochs"] == {"1": 2, "2": 1}
+    best = data["best"]
+    assert best["epochs"] == 3 and best["best_epoch"] == 2 and best["state"] == "COMPLETE"
+
+
+def test_summary_reports_the_optimism_of_validation_labelled(study):
+    _, journal, data = study
+    opt = data["optimism"]
+    assert opt["trial"] == data["best"]["trial"] == data["test"]["trial"]
+    assert opt["val_accuracy"] == pytest.approx(data["best"]["val_score"])
+    assert opt["test_accuracy"] == TEST_ACCURACY
+    assert opt["gap"] == pytest.approx(opt["val_accuracy"] - TEST_ACCURACY)
+    assert "optimism of validation" in opt["label"] and "test" in opt["label"]
+
+
+def test_summary_holds_the_importance_with_its_method(study):
+    imp = study[2]["importance"]
+    assert imp["n_trials"] == 16 - len(PRUNED) - 1  # complete trials only
+    assert list(imp["importance"])[0] == "optimizer.lr" and "fANOVA" in imp["method"]
+
+
+def test_a_look_that_never_completed_counts_but_shows_no_result(tmp_path):
+    journal = journal_study(tmp_path / "s", evaluate=False)
+    if not hasattr(journal, "start_evaluation"):
+        pytest.skip("this journal has no two-step test look")
+    journal.start_evaluation(2, "0" * 64, forced=False)
+    data = write_reports(tmp_path / "s", journal)
+    assert data["test"] is None and data["optimism"] is None
+    assert data["test_evaluations"] == 1 and data["test_incomplete"] == 1
+
+
+def test_trials_csv_keeps_its_columns(study):
+    d, journal, _ = study
+    rows = list(csv.reader((d / "trials.csv").open()))
+    names = sorted(journal.trials()[0].params)
+    assert rows[0] == ["number", *names, "state", "val_score", "epochs", "best_epoch", "node", "device",
+                       "device_name", "device_seconds", "wall_seconds", "error"]  # fmt: skip
+    assert len(rows) == 17 and rows[1 + FAILED][rows[0].index("state")] == "FAIL"
+
+
+# --- the plots ------------------------------------------------------------------------------------
+def test_score_axis_keeps_the_upper_trials_and_leaves_the_diverged_one_on_the_edge():
+    scores = [0.13, 0.9, 0.92, 0.93, 0.95, 0.96]
+    low, high = score_limits(scores)
+    assert 0.13 < low < 0.92 and high > 0.96
+    low_min, high_min = score_limits([1.5, 0.3, 0.25, 0.2, 0.22], "minimize")
+    assert low_min < 0.2 and high_min < 1.5  # minimizing: the diverged loss is the high one
+
+
+def test_progress_figure_marks_best_test_pruned_and_outliers(study):
+    _, journal, data = study
+    trials = journal.trials()
+    test = {"trial": data["test"]["trial"], "value": TEST_ACCURACY, "label": "test accuracy"}
+    fig = progress_figure(trials, unit="CPU-device minutes", test=test)
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert low > 0.13 and low < TEST_ACCURACY < high  # the diverged trial does not set the scale
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(s.startswith(f"best: trial {data['best']['trial']}") for s in labels)
+    assert any(s.startswith("test accuracy 0.9100") for s in labels)
+    assert f"pruned trial ({len(PRUNED)})" in labels and "failed trial (1)" in labels
+    assert any(s.startswith("outside the axis") for s in labels)
+    dots = ax.collections[0]  # complete trials, coloured by their number
+    assert list(dots.get_array()) == [t.number for t in trials if t.state == TrialState.COMPLETE]
+    assert fig.axes[1].get_ylabel() == "trial number"
+
+
+def test_params_figure_reads_its_axes_from_the_space(study):
+    _, journal, data = study
+    space = SearchSpace.from_dict(json.loads(journal.get_meta("space")))
+    fig = params_figure(journal.trials(), space=space)
+    lr, dropout, depth, act = fig.axes[:4]
+    assert lr.get_xscale() == "log" and dropout.get_xscale() == "linear"
+    assert [t.get_text() for t in act.get_xticklabels()] == ["relu", "gelu"]
+    assert list(depth.get_xticks()) == [1, 2, 3, 4]
+    xs = depth.collections[0].get_offsets()[:, 0]
+    values = [t.params["model.depth"] for t in journal.trials() if t.state == TrialState.COMPLETE]
+    assert np.all(np.abs(xs - values) <= 0.2) and not np.allclose(xs, values)  # jittered strips
+    assert depth.get_ylim()[0] > 0.13
+
+
+def test_write_reports_writes_every_file_on_a_real_study(real):
+    d, _ = real
+    for name in ("summary.json", "trials.csv", "progress.png", "params.png", "importance.png", "index.html"):
+        assert (d / name).stat().st_size > 500, name
+    data = json.loads((d / "summary.json").read_text())
+    assert data["importance"]["importance"] is not None
+    assert data["optimism"]["trial"] == data["best"]["trial"]
+
+
+# --- the terminal ---------------------------------------------------------------------------------
+def test_format_params_uses_three_significant_digits_everywhere():
+    p = {"optimizer.lr": 0.008144886973076106, "optimizer.weight_decay": 1.1999049779393521e-05,
+         "model.depth": 2, "model.act": "relu", "x": 1e-4, "y": 1000000.0}  # fmt: skip
+    assert terminal.format_params(p) == (
+        "optimizer.lr=0.00814, optimizer.weight_decay=1.2e-05, model.depth=2, model.act=relu, "
+        "x=0.0001, y=1e+06"
+    )
+
+
+def test_budget_text_never_prints_none():
+    assert terminal.budget_text(12, None, "CPU-device minutes") == "12 trials"
+    assert terminal.budget_text(None, 30, "GPU minutes") == "30 GPU minutes"
+    assert "whichever is spent first" in terminal.budget_text(12, 2.5)
+    assert "None" not in terminal.budget_text(None, None)
+
+
+def test_top_table_on_a_real_study(real):
+    from tunetorch.journal import Journal
+
+    d, _ = real
+    trials = Journal(d / "journal.sqlite").trials()
+    table = terminal.top_table(trials, "maximize", k=5, metric="val_accuracy")
+    lines = table.splitlines()
+    assert lines[0].startswith("top 5 of 6 finished trials")
+    assert lines[1].split()[:5] == ["trial", "val_accuracy", "epochs", "device", "min"]
+    ranked = sorted((t for t in trials if t.score is not None), key=lambda t: (-t.score, t.number))[:5]
+    for line, t in zip(lines[2:], ranked, strict=True):
+        cells = line.split()
+        assert cells[0] == str(t.number) and cells[1] == f"{t.score:.4f}" and cells[2] == str(t.epochs)
+        assert cells[4] == "COMPLETE" and terminal.format_params(t.params) in line
+        assert float(cells[3]) == pytest.approx(t.device_seconds / 60, rel=0.01)
+
+
+def test_top_table_ranks_pruned_and_minimized_studies(study):
+    _, journal, _ = study
+    trials = journal.trials()
+    lines = terminal.top_table(trials, "minimize", k=3).splitlines()
+    assert lines[2].split()[0] == str(DIVERGED)  # minimizing: the lowest score first
+    assert terminal.ranked(trials, "maximize")[0].number == study[2]["best"]["trial"]
+
+
+def test_progress_lines_number_trials_from_zero_and_count_apart(real):
+    from tunetorch.journal import Journal
+
+    d, _ = real
+    trials = Journal(d / "journal.sqlite").trials()
+    first = trials[0]
+    line = terminal.finished_line(first, trials[:1], n_trials=6, unit="CPU-device minutes")
+    assert line.startswith("trial 0 val_accuracy ") and "| 1 of 6 finished |" in line
+    assert "best " in line and "(trial 0)" in line
+    assert re.search(r"\| [0-9.e-]+ CPU-device minutes$", line)
+    started = terminal.started_line(0, first.params, "cpu")
+    assert started == f"trial 0 started on cpu: {terminal.format_params(first.params)}"
+    rows = Journal(d / "journal.sqlite").epochs(0)
+    tick = terminal.epoch_line(0, rows[-1], epochs=2)
+    assert tick.startswith("  trial 0 epoch 2/2: val_accuracy ") and "train_loss" in tick
+
+
+def test_time_left_is_none_until_a_trial_has_run_then_from_run_times(real):
+    from tunetorch.journal import Journal
+
+    d, _ = real
+    trials = Journal(d / "journal.sqlite").trials()
+    assert terminal.seconds_left([], slots=1, n_trials=6) is None
+    one = terminal.seconds_left(trials[:1], slots=1, n_trials=6)
+    assert one == pytest.approx(5 * trials[0].wall_seconds)  # 5 more trials, each as long as the first
+    assert terminal.seconds_left(trials, slots=1, n_trials=6) == 0
+    assert terminal.seconds_left(trials[:2], slots=2, n_trials=6) == pytest.approx(
+        2 * float(np.median([t.wall_seconds for t in trials[:2]]))
+    )
+
+
+def test_final_lines_on_a_real_study(real):
+    from tunetorch.journal import Journal
+
+    d, _ = real
+    data = json.loads((d / "summary.json").read_text())
+    journal = Journal(d / "journal.sqlite")
+    best = next(t for t in journal.trials() if t.number == data["best"]["trial"])
+    line = terminal.best_line(best)
+    params = terminal.format_params(best.params)
+    assert line == f"best: trial {best.number}, val_accuracy {best.score:.4f}, params {params}"
+    assert not re.search(r"\d{6,}", line)  # no 16-digit floats
+    opt = terminal.optimism_line(data["optimism"])
+    assert f"test accuracy {data['test']['accuracy']:.4f}" in opt and "optimism of validation" in opt
+    assert f"{data['optimism']['gap']:+.4f}" in opt
+    imp = terminal.importance_line(data["importance"])
+    assert imp.startswith("which parameters mattered (fANOVA, 6 trials): ")
+    listed = "\n".join(terminal.results_lines(d))
+    for name in ("index.html", "summary.json", "trials.csv", "progress.png", "params.png", "importance.png",
+                 "best.pt", "tensorboard --logdir"):  # fmt: skip
+        assert name in listed, name
+
+
+# --- exact grid values ----------------------------------------------------------------------------
+def test_grid_values_are_exact():
+    from tunetorch.strategies.grid import GridSearch
+
+    space = SearchSpace.from_dict(
+        {
+            "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+            "big": {"type": "float", "low": 1.0, "high": 1e6, "log": True},
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.6},
+            "model.depth": {"type": "int", "low": 1, "high": 4},
+        }
+    )
+    grid = GridSearch(space, resolution={"optimizer.lr": 4, "optimizer.weight_decay": 5, "big": 7,
+                                         "model.dropout": 5, "model.depth": 4})  # fmt: skip
+    values = {n: sorted({p[n] for p in grid.lattice}) for n in space.names}
+    assert values["optimizer.lr"] == [1e-4, 1e-3, 1e-2, 1e-1]
+    assert values["optimizer.weight_decay"] == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+    assert values["big"] == [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6]
+    assert values["model.dropout"] == [0.0, 0.15, 0.3, 0.45, 0.6]
+    assert values["model.depth"] == [1, 2, 3, 4] and all(isinstance(v, int) for v in values["model.depth"])
+    assert all(repr(v) == repr(float(f"{v:.3g}")) for v in values["optimizer.lr"])
+    assert all(space.contains(p) for p in grid.lattice) and len(grid.lattice) == 4 * 5 * 7 * 5 * 4
+    assert not any(math.isnan(v) for v in values["big"])

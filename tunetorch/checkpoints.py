@@ -1,0 +1,54 @@
+"""Trials' weights on disk: written by workers, kept or dropped by the driver, in one place.
+
+    checkpoints/trial_NNNN.pt   a trial's weights of its scored epoch (workers write, atomically)
+    best.pt, best.trial         a copy of the best trial's weights, and which trial that is
+
+Only the best trial's own file is kept in checkpoints/ (and those of running trials), so a
+crash between copying and recording loses nothing: the next call copies it again, and
+evaluate can restore best.pt from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+BEST = "best.pt"
+BEST_MARKER = "best.trial"
+
+
+def trial_path(folder: Path, number: int) -> Path:
+    return Path(folder) / f"trial_{number:04d}.pt"
+
+
+def save_trial_weights(folder: Path, number: int, state_dict: dict[str, Any]) -> None:
+    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    import torch
+
+    path = trial_path(folder, number)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(state_dict, tmp)
+    os.replace(tmp, path)
+
+
+def keep_best(study_dir: Path, best_number: int | None, running: set[int]) -> None:
+    """best.pt := the best trial's weights; drop every other finished trial's file."""
+    if best_number is None:
+        return
+    folder = Path(study_dir) / "checkpoints"
+    best_path, marker = Path(study_dir) / BEST, Path(study_dir) / BEST_MARKER
+    source = trial_path(folder, best_number)
+    current = best_path.exists() and marker.exists() and marker.read_text().strip() == str(best_number)
+    if source.exists() and not current:
+        tmp = best_path.with_suffix(".pt.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, best_path)
+        marker_tmp = marker.with_suffix(".trial.tmp")
+        marker_tmp.write_text(f"{best_number}\n")
+        os.replace(marker_tmp, marker)
+    for f in folder.glob("trial_*.pt"):
+        n = int(f.stem.split("_")[1])
+        if n != best_number and n not in running:
+            f.unlink(missing_ok=True)

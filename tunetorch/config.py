@@ -1,0 +1,255 @@
+"""The composed config, checked before anything is written.
+
+    plan = check(cfg)            # every value a user can set, by type and range; UsageError names the key
+
+`check` reads tunetorch's own sections (trainer, budget, tuner, study) against the schema of
+conf/tune.yaml, so a key nothing reads (`+trainer.epoch=3`) is refused with the nearest known
+key; the pluggable groups (model, dataset, optimizer, lr_scheduler, loss) against their
+constructors' signatures (training/build.py); strategy and scheduler options against their
+classes. The cheap checks come first, before torch is imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunetorch.errors import UsageError
+
+DEFAULT_STRATEGY = "random"
+DEFAULT_SCHEDULER = "none"
+SEED_MAX = 2**32 - 1
+BUILTIN_METRICS = ("val_accuracy", "val_loss", "train_loss")
+# The sections of the primary config that tunetorch reads itself (their schema is conf/tune.yaml).
+OWN_SECTIONS = ("trainer", "budget", "tuner", "study", "report")
+GROUP_SECTIONS = ("space", "model", "dataset", "optimizer", "lr_scheduler", "loss", "strategy", "scheduler")
+OTHER_SECTIONS = ("race", "landscape")  # the race's own (checked by the race)
+
+
+@dataclass
+class Plan:
+    """What a checked config asks for."""
+
+    space: Any  # SearchSpace
+    space_spec: dict[str, dict[str, Any]]  # flat: config path -> dimension spec
+    strategy: str
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    strategy_defaulted: bool = False
+    scheduler: str = DEFAULT_SCHEDULER
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+
+
+def fill_defaults(cfg: Any, conf: Path) -> tuple[Any, bool]:
+    """The config with a strategy (random when none was given; True then) and a scheduler."""
+    from omegaconf import OmegaConf, open_dict
+
+    defaulted = False
+    with open_dict(cfg):
+        if cfg.get("strategy") is None:
+            cfg.strategy = OmegaConf.load(conf / "strategy" / f"{DEFAULT_STRATEGY}.yaml")
+            defaulted = True
+        if cfg.get("scheduler") is None and (conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml").is_file():
+            cfg.scheduler = OmegaConf.load(conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml")
+    return cfg, defaulted
+
+
+def check(cfg: Any, conf: Path, defaulted: bool = False, extra_sections: tuple[str, ...] = ()) -> Plan:
+    """Check the whole config; returns the plan. Raises UsageError naming the first bad key."""
+    from omegaconf import OmegaConf
+
+    _known_keys(cfg, conf, extra_sections)
+    _positive_int(cfg, "trainer.epochs")
+    _positive_int(cfg, "trainer.batch_size")
+    _one_of(cfg, "trainer.score", ("best", "last"))
+    _one_of(cfg, "trainer.precision", ("32", "bf16"))
+    _positive_number(cfg, "trainer.grad_clip", optional=True)
+    _boolean(cfg, "trainer.compile")
+    _whole(cfg, "trainer.loader_workers", low=0)
+    _positive_int(cfg, "budget.n_trials", optional=True)
+    _positive_number(cfg, "budget.gpu_minutes", optional=True)
+    if _get(cfg, "budget.n_trials") is None and _get(cfg, "budget.gpu_minutes") is None:
+        raise UsageError("budget: n_trials and gpu_minutes are both null; give at least one")
+    _positive_int(cfg, "tuner.max_consecutive_failures")
+    _whole(cfg, "tuner.max_retries", low=0)
+    _positive_int(cfg, "tuner.workers")
+    _positive_int(cfg, "tuner.trials_per_device")
+    _boolean(cfg, "tuner.progress")
+    _one_of(cfg, "tuner.backend", ("local", "ray"))
+    _boolean(cfg, "report.strategy_internals")
+    address = _get(cfg, "tuner.ray.address")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise UsageError(f"tuner.ray.address: {address!r} must be null, auto or HOST:PORT")
+    _whole(cfg, "study.seed", low=0, high=SEED_MAX)
+    _boolean(cfg, "study.evaluate")
+    _one_of(cfg, "study.direction", ("maximize", "minimize"))
+    metric = _get(cfg, "study.metric")
+    if not isinstance(metric, str) or not metric:
+        raise UsageError(f"study.metric: {metric!r} must be a metric name, e.g. {', '.join(BUILTIN_METRICS)}")
+    study_dir = _get(cfg, "study.dir")
+    if not isinstance(study_dir, str) or not study_dir.strip():
+        raise UsageError(f"study.dir: {study_dir!r} must be a folder path (a new or an existing study)")
+    _study_dir_usable(Path(study_dir))
+
+    from tunetorch.space import SearchSpace
+    from tunetorch.strategies import REGISTRY
+
+    name = cfg.strategy.get("name")
+    if name not in REGISTRY:
+        raise UsageError(f"strategy.name: {name!r} is not one of {', '.join(sorted(REGISTRY))}")
+    spec = flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
+    space = SearchSpace.from_dict(spec)
+    strategy_options = {k: v for k, v in OmegaConf.to_container(cfg.strategy).items() if k != "name"}
+    plan = Plan(space, spec, name, strategy_options, defaulted)
+    if cfg.get("scheduler") is not None:
+        options = OmegaConf.to_container(cfg.scheduler, resolve=True)
+        plan.scheduler = options.pop("name", DEFAULT_SCHEDULER)
+        plan.scheduler_options = options
+    return plan
+
+
+def check_code(cfg: Any, plan: Plan) -> None:
+    """The checks that import the user's code (and torch): every `_target_` imports, every key
+    is an argument its constructor takes, every searched path is a key of the config; then the
+    strategy and scheduler options, the metric, and a dry build of the model and optimiser."""
+    from tunetorch.schedulers import make_scheduler
+    from tunetorch.strategies import make_strategy
+    from tunetorch.training import build
+
+    build.check(cfg, plan.space.names)
+    make_strategy(plan.strategy, plan.space, seed=int(cfg.study.seed), **plan.strategy_options)
+    make_scheduler(plan.scheduler, seed=int(cfg.study.seed), **plan.scheduler_options)
+    data = build.data_module(cfg)
+    for attr in ("input_shape", "n_classes"):
+        if not hasattr(data, attr):
+            raise UsageError(
+                f"dataset._target_: {cfg.dataset._target_} has no {attr!r}; a data module states it"
+            )
+    for method in ("fit", "test"):
+        if not callable(getattr(data, method, None)):
+            raise UsageError(f"dataset._target_: {cfg.dataset._target_} has no {method}() method")
+    net = build.model(cfg, tuple(data.input_shape), int(data.n_classes))
+    build.optimizer(cfg, net)
+    build.loss(cfg)
+    metric = str(cfg.study.metric)
+    if metric not in BUILTIN_METRICS and not hasattr(net, "val_metrics"):
+        raise UsageError(
+            f"study.metric: {metric!r} is not one of {', '.join(BUILTIN_METRICS)}, and the model "
+            f"({cfg.model._target_}) has no val_metrics(logits, target) that could return it"
+        )
+    if callable(getattr(data, "prepare", None)):
+        data.prepare()
+
+
+def flatten_space(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested YAML -> {config path: dimension}: a mapping with a `type` key is a dimension."""
+    if not isinstance(node, dict) or not node:
+        raise UsageError(
+            f"space{'.' + prefix.rstrip('.') if prefix else ''}: {node!r} is not a mapping of dimensions; "
+            "give path: {type: float | int | categorical, ...}"
+        )
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and "type" in value:
+            out[path] = value
+        elif isinstance(value, dict):
+            out.update(flatten_space(value, path + "."))
+        else:
+            raise UsageError(
+                f"space.{path}: {value!r} is not a dimension; give {{type: float | int | categorical, ...}}"
+            )
+    return out
+
+
+# --- tunetorch's own keys -------------------------------------------------------------------
+def _known_keys(cfg: Any, conf: Path, extra_sections: tuple[str, ...]) -> None:
+    from omegaconf import OmegaConf
+
+    schema = OmegaConf.to_container(OmegaConf.load(conf / "tune.yaml"))
+    allowed_top = (*OWN_SECTIONS, *GROUP_SECTIONS, *extra_sections)
+    for key in cfg:
+        if key not in allowed_top:
+            raise UsageError(f"{key}: not a key tunetorch reads{_nearest(key, allowed_top)}")
+    for section in OWN_SECTIONS:
+        known = schema.get(section) or {}
+        node = cfg.get(section)
+        if node is None or not OmegaConf.is_dict(node):
+            raise UsageError(f"{section}: {node!r} must be a mapping of {', '.join(known)}")
+        for key in node:
+            if key not in known:
+                raise UsageError(
+                    f"{section}.{key}: not a key tunetorch reads{_nearest(key, list(known), section + '.')}"
+                )
+
+
+def _nearest(word: str, options: Any, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return (
+        f"; did you mean {prefix}{close[0]}?"
+        if close
+        else f"; known: {', '.join(prefix + o for o in options)}"
+    )
+
+
+def _get(cfg: Any, key: str) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key)
+
+
+def _whole(cfg: Any, key: str, low: int, high: int | None = None) -> None:
+    v = _get(cfg, key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+        span = f"{low}..{high}" if high is not None else f">= {low}"
+        raise UsageError(f"{key}: {v!r} must be a whole number {span}")
+
+
+def _positive_int(cfg: Any, key: str, optional: bool = False) -> None:
+    v = _get(cfg, key)
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise UsageError(f"{key}: {v!r} must be a whole number >= 1" + (" or null" if optional else ""))
+
+
+def _positive_number(cfg: Any, key: str, optional: bool = False) -> None:
+    v = _get(cfg, key)
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+        raise UsageError(f"{key}: {v!r} must be a number > 0" + (" or null" if optional else ""))
+
+
+def _one_of(cfg: Any, key: str, allowed: tuple[str, ...]) -> None:
+    v = _get(cfg, key)
+    if str(v) not in allowed or isinstance(v, bool):
+        raise UsageError(f"{key}: {v!r} is not one of {', '.join(allowed)}")
+
+
+def _boolean(cfg: Any, key: str) -> None:
+    v = _get(cfg, key)
+    if not isinstance(v, bool):
+        raise UsageError(f"{key}: {v!r} must be true or false")
+
+
+def _study_dir_usable(target: Path) -> None:
+    target = target.expanduser().absolute()
+    for part in target.parts:
+        if len(part.encode()) > 255:
+            raise UsageError(
+                f"study.dir: a path component is {len(part.encode())} bytes long; the limit is 255"
+            )
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"study.dir: {target} is a file, not a folder")
+    parent = target
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"study.dir: {target} cannot be made ({parent} is a file)")
+    import os
+
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"study.dir: {target} is not writable ({parent} does not allow it)")

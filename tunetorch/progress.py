@@ -1,0 +1,53 @@
+"""The terminal while a study runs: a line when a trial starts, an epoch tick for trials that
+run longer than a few seconds, and a line when it finishes, with the count, the best so far,
+the minutes spent and an estimate of the time left. The wording lives in reports/terminal.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tunetorch.history import device_unit
+from tunetorch.reports import terminal
+
+
+class Progress:
+    def __init__(
+        self,
+        study: Any,
+        n_trials: int | None,
+        gpu_minutes: float | None,
+        metric: str,
+        slots: int,
+        epochs: int,
+    ):
+        self.study, self.n_trials, self.gpu_minutes = study, n_trials, gpu_minutes
+        self.metric, self.slots, self.epochs = metric, slots, epochs
+        self.started_at: dict[int, float] = {}
+
+    def started(self, trial: Any, device: str) -> None:
+        self.started_at[trial.number] = time.monotonic()
+        print(terminal.started_line(trial.number, trial.params, device), flush=True)
+
+    def epoch(self, number: int, metrics: dict) -> None:
+        start = self.started_at.get(number)
+        if start is not None and time.monotonic() - start > terminal.EPOCH_TICK_AFTER_SECONDS:
+            print(terminal.epoch_line(number, metrics, self.epochs, self.metric), flush=True)
+
+    def finished(self, trial: Any) -> None:
+        trials = self.study.trials
+        left = terminal.seconds_left(
+            trials, slots=self.slots, n_trials=self.n_trials, minutes=self.gpu_minutes
+        )
+        print(
+            terminal.finished_line(
+                trial,
+                trials,
+                direction=self.study.direction,
+                metric=self.metric,
+                n_trials=self.n_trials,
+                unit=device_unit(trials),
+                seconds_left=left,
+            ),
+            flush=True,
+        )

@@ -1,0 +1,244 @@
+"""The race's plan: every entrant's config built and checked before anything runs.
+
+    plan = make_plan(cfg)    # UsageError naming the key on any bad input; nothing written
+
+An entrant is an entry of `race.strategies`: a strategy (`bayes`) or a strategy with an early-stopping
+scheduler (`bayes+asha`). Each becomes an ordinary study config: `strategy` and `scheduler` set
+from conf/strategy/<name>.yaml and conf/scheduler/<name>.yaml with `race.options.<name>` over
+them, `space` cut to the two race dimensions, `study.dir` <race dir>/<entrant>/.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunetorch import cli, config
+from tunetorch.errors import UsageError
+
+DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.gpu_minutes is given
+# The synthetic landscapes are formulas of the learning rate and the weight decay.
+LANDSCAPE_DIMS = ("optimizer.lr", "optimizer.weight_decay")
+DEFAULT_STRATEGIES = "[grid,random,bayes,bayes+asha]"  # as conf/race.yaml has it; for messages
+
+
+@dataclass
+class Entrant:
+    name: str  # the entry of race.strategies: "bayes", "bayes+asha"
+    strategy: str  # "bayes"
+    scheduler: str  # "asha", or "none"
+    cfg: Any  # the race config with strategy and scheduler set, space cut to the race dims, its own study.dir
+    options: dict  # the strategy's options (conf/strategy/<strategy>.yaml, then race.options.<strategy>)
+    scheduler_options: dict  # the scheduler's (conf/scheduler/<scheduler>.yaml, then race.options.<scheduler>)
+    plan: Any  # its checked config.Plan
+
+
+@dataclass
+class Plan:
+    space: Any  # the 2-D SearchSpace, x = race.dims[0], y = race.dims[1]
+    dims: tuple[str, str]
+    entrants: list[Entrant]
+    landscape: dict | None  # {name, noise, cost: {...}, curve: {...}}, or None to train
+    heatmap_resolution: int
+
+
+def make_plan(cfg: Any) -> Plan:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    race = cfg.race
+    dims = race.dims
+    flat = config.flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
+    if not isinstance(dims, ListConfig) or len(dims) != 2 or len(set(dims)) != 2:
+        raise UsageError(
+            f"race.dims: {_plain(dims)!r} must be a list of two different dimensions of space, "
+            "e.g. [optimizer.lr, optimizer.weight_decay]"
+        )
+    for d in dims:
+        if d not in flat:
+            raise UsageError(f"race.dims: {d!r} is not a dimension of space; have {', '.join(flat)}")
+        if flat[d].get("type") not in ("float", "int"):
+            raise UsageError(
+                f"race.dims: {d!r} is a {flat[d].get('type')} dimension; "
+                "the race draws two numeric (float or int) dimensions"
+            )
+    names = race.strategies
+    if not isinstance(names, ListConfig) or not names or len(set(names)) != len(names):
+        raise UsageError(
+            f"race.strategies: {_plain(names)!r} must be a non-empty list of different entries "
+            f"STRATEGY or STRATEGY+SCHEDULER, e.g. {DEFAULT_STRATEGIES}"
+        )
+    pairs = [_entry(name) for name in names]
+    if race.options is not None and not isinstance(race.options, DictConfig):
+        raise UsageError(f"race.options: {race.options!r} must be a mapping strategy or scheduler -> options")
+    used = {part for pair in pairs for part in pair}
+    for key in race.options or {}:
+        if key not in used:
+            raise UsageError(
+                f"race.options.{key}: not a strategy or scheduler of this race; have {', '.join(sorted(used))}"
+            )
+    res = race.heatmap_resolution
+    if isinstance(res, bool) or not isinstance(res, int) or not 10 <= res <= 1000:
+        raise UsageError(f"race.heatmap_resolution: {res!r} must be a whole number from 10 to 1000")
+    landscape = _check_landscape(cfg, dims, flat)
+
+    entrants = [_entrant(cfg, name, strategy, scheduler, dims, flat) for name, (strategy, scheduler) in zip(
+        names, pairs, strict=True
+    )]
+    if landscape is None and entrants:
+        config.check_code(entrants[0].cfg, entrants[0].plan)  # the model and data, once, before any runs
+    return Plan(entrants[0].plan.space, (dims[0], dims[1]), entrants, landscape, res)
+
+
+def _entry(name: Any) -> tuple[str, str]:
+    """'bayes' -> (bayes, none); 'bayes+asha' -> (bayes, asha); anything else refused, naming it."""
+    from tunetorch.schedulers import REGISTRY as SCHEDULERS
+    from tunetorch.strategies import REGISTRY as STRATEGIES
+
+    strategy, _, scheduler = str(name).partition("+")
+    if not isinstance(name, str) or strategy not in STRATEGIES:
+        raise UsageError(
+            f"race.strategies: {name!r} is not one of {', '.join(sorted(STRATEGIES))} "
+            f"(optionally +SCHEDULER, e.g. bayes+asha)"
+        )
+    if "+" in name and scheduler not in SCHEDULERS:
+        raise UsageError(
+            f"race.strategies: {name!r}: scheduler {scheduler!r} is not one of {', '.join(sorted(SCHEDULERS))}"
+        )
+    return strategy, scheduler or "none"
+
+
+def _entrant(cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dict) -> Entrant:
+    from omegaconf import OmegaConf, open_dict
+
+    from tunetorch.schedulers import make_scheduler
+    from tunetorch.strategies import make_strategy
+
+    options = _options(cfg, "strategy", strategy)
+    if strategy == "grid" and options.get("resolution") == "auto":
+        n = cfg.budget.n_trials
+        fits = isinstance(n, int) and not isinstance(n, bool) and n >= 1
+        # The largest square lattice the trial budget can finish: a bigger one would be cut short.
+        options["resolution"] = max(1, math.isqrt(n)) if fits else DEFAULT_GRID_RESOLUTION
+    sub = copy.deepcopy(cfg)
+    with open_dict(sub):
+        sub.strategy = {"name": strategy, **options}
+        # Loaded into the config, so that `max_resource: ${trainer.epochs}` resolves against it.
+        sub.scheduler = _group_file("scheduler", scheduler) or {"name": scheduler}
+        sub.scheduler.name = scheduler
+        extra = _extra(cfg, scheduler)
+        if extra:
+            sub.scheduler = OmegaConf.merge(sub.scheduler, extra)
+        sub.space = _nested({d: flat[d] for d in dims})
+        sub.study.dir = str(Path(cfg.study.dir) / name)
+        sub.study.evaluate = False
+        sub.pop("race")  # each entrant is an ordinary study: tune's keys only
+        sub.pop("landscape", None)
+    sub_plan = config.check(sub, cli.conf_dir())
+    config.check_resumable(Path(sub.study.dir), sub)  # a changed re-run is refused before any runs
+    try:
+        make_strategy(strategy, sub_plan.space, seed=cfg.study.seed, **options)
+    except UsageError as e:
+        raise UsageError(str(e).replace("strategy.", f"race.options.{strategy}.", 1)) from None
+    except ImportError as e:
+        raise UsageError(
+            f"race.strategies: {strategy!r} cannot be loaded ({e}); "
+            "leave it out, e.g. race.strategies=[grid,random]"
+        ) from None
+    try:
+        make_scheduler(scheduler, seed=cfg.study.seed, **sub_plan.scheduler_options)
+    except UsageError as e:
+        raise UsageError(str(e).replace("scheduler.", f"race.options.{scheduler}.", 1)) from None
+    return Entrant(name, strategy, scheduler, sub, options, sub_plan.scheduler_options, sub_plan)
+
+
+def _group_file(group: str, option: str):
+    from omegaconf import OmegaConf
+
+    path = cli.conf_dir() / group / f"{option}.yaml"
+    return OmegaConf.load(path) if path.exists() else None
+
+
+def _extra(cfg: Any, name: str):
+    """race.options.<name>: a mapping of options, or None."""
+    from omegaconf import DictConfig
+
+    extra = cfg.race.options.get(name) if cfg.race.options is not None else None
+    if extra is not None and not isinstance(extra, DictConfig):
+        raise UsageError(f"race.options.{name}: {_plain(extra)!r} must be a mapping of options")
+    return extra
+
+
+def _options(cfg: Any, group: str, name: str) -> dict:
+    """conf/<group>/<name>.yaml with race.options.<name> over it, less `name`."""
+    from omegaconf import OmegaConf
+
+    base = _group_file(group, name)
+    options = OmegaConf.to_container(base, resolve=True) if base is not None else {}
+    extra = _extra(cfg, name)
+    options.update(OmegaConf.to_container(extra, resolve=True) if extra is not None else {})
+    options.pop("name", None)
+    return options
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"optimizer.lr": spec} -> {"optimizer": {"lr": spec}}: the space as its YAML is written."""
+    out: dict[str, Any] = {}
+    for path, spec in flat.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = spec
+    return out
+
+
+def _check_landscape(cfg: Any, dims, flat: dict) -> dict | None:
+    from omegaconf import OmegaConf
+
+    from tunetorch.race.landscapes import LANDSCAPES
+
+    if cfg.get("landscape") is None:
+        return None
+    land = OmegaConf.to_container(cfg.landscape, resolve=True)
+    if land.get("name") not in LANDSCAPES:
+        raise UsageError(f"landscape.name: {land.get('name')!r} is not one of {', '.join(LANDSCAPES)}")
+    if set(dims) != set(LANDSCAPE_DIMS):
+        raise UsageError(
+            f"race.dims: {list(dims)!r}; the synthetic landscapes are over [{', '.join(LANDSCAPE_DIMS)}]"
+        )
+    for d in dims:
+        if flat[d].get("low", 0) <= 0:
+            raise UsageError(
+                f"space.{d}.low: {flat[d].get('low')!r} must be > 0 on a landscape (log10 scale)"
+            )
+    if cfg.study.direction != "maximize":
+        raise UsageError(
+            f"study.direction: {cfg.study.direction!r}; a landscape's score is higher-is-better: use maximize"
+        )
+    _number(land.get("noise"), "landscape.noise", low=0.0)
+    cost = land.get("cost") or {}
+    _number(cost.get("base_seconds"), "landscape.cost.base_seconds", low=0.0, strict=True)
+    _number(cost.get("lr_exponent"), "landscape.cost.lr_exponent", low=0.0)
+    curve = land.get("curve") or {}
+    _number(curve.get("start"), "landscape.curve.start", low=0.0)
+    if curve["start"] >= 0.4:  # below every landscape's floor, so that every curve rises
+        raise UsageError(f"landscape.curve.start: {curve['start']!r} must be below 0.4 (the landscapes' floor)")
+    _number(curve.get("rate"), "landscape.curve.rate", low=0.0, strict=True)
+    _number(curve.get("noise"), "landscape.curve.noise", low=0.0)
+    return land
+
+
+def _number(v: Any, key: str, low: float, strict: bool = False) -> None:
+    """A finite number >= low (> low when strict), or UsageError naming the key."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or (v <= low if strict else v < low):
+        raise UsageError(f"{key}: {v!r} must be a number {'>' if strict else '>='} {low:g}")
+
+
+def _plain(value: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value

@@ -1,0 +1,162 @@
+"""summary.json and trials.csv: the study in numbers, derived from the journal alone."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from tunetorch.history import best_trial, device_minutes, device_unit
+from tunetorch.journal import Journal
+from tunetorch.reports.meta import StudyMeta
+from tunetorch.trial import Trial, TrialState
+
+OPTIMISM_LABEL = (
+    "optimism of validation: the chosen trial's validation score minus its test score. The best of "
+    "many trials on the validation split is partly luck, so its validation score flatters it; the "
+    "test score, looked at once, does not"
+)
+
+CSV_COLUMNS = (
+    "state",
+    "val_score",
+    "epochs",
+    "best_epoch",
+    "node",
+    "device",
+    "device_name",
+    "device_seconds",
+    "wall_seconds",
+    "error",
+)
+
+
+def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None = None) -> dict[str, Any]:
+    trials = journal.trials()
+    best = best_trial(trials, meta.direction)
+    finished = [t for t in trials if t.finished]
+    wall = float(journal.get_meta("wall_seconds") or 0.0)
+    per_device: dict[str, float] = {}
+    for t in finished:
+        key = f"{t.device} ({t.device_name})" if t.device_name else str(t.device)
+        per_device[key] = per_device.get(key, 0.0) + (t.device_seconds or 0.0)
+    evaluations = journal.evaluations()
+    # Every look at the test split counts, even one that never completed (its result may have
+    # been seen); the result shown is the newest completed one.
+    completed = [e for e in evaluations if e.get("accuracy") is not None]
+    last = completed[-1] if completed else None
+    return {
+        "strategy": meta.strategy,
+        "n_trials": len(finished),
+        "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "pruned_by_epochs": pruned_by_epochs(trials),
+        "n_interrupted": sum(t.state in (TrialState.INTERRUPTED, TrialState.RUNNING) for t in trials),
+        "best": None
+        if best is None
+        else {
+            "params": best.params,
+            "val_score": best.score,
+            "trial": best.number,
+            "state": best.state.value,
+            "epochs": best.epochs,
+            "best_epoch": best.best_epoch,
+        },
+        "metric": meta.metric,
+        "direction": meta.direction,
+        "gpu_minutes": device_minutes(finished),
+        "device_unit": device_unit(trials),
+        "wall_seconds": wall,
+        "device_busy": {k: (v / wall if wall > 0 else None) for k, v in per_device.items()},
+        "test": None if last is None else _test(last),
+        "test_evaluations": len(evaluations),
+        "test_incomplete": len(evaluations) - len(completed),
+        "test_forced": any(e["forced"] for e in evaluations),
+        "optimism": None if last is None else optimism(journal, trials, last, meta.metric),
+        "importance": importance,
+    }
+
+
+def pruned_by_epochs(trials: list[Trial]) -> dict[str, int]:
+    """Trials the scheduler stopped, by the epochs they trained (its rungs): {"1": 6, "3": 2}."""
+    counts: dict[int, int] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            counts[t.epochs or 0] = counts.get(t.epochs or 0, 0) + 1
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+def _test(evaluation: dict[str, Any]) -> dict[str, Any]:
+    out = {k: evaluation[k] for k in ("accuracy", "loss", "trial", "forced")}
+    for k in ("status", "weights_hash"):  # newer journals record these
+        if k in evaluation:
+            out[k] = evaluation[k]
+    return out
+
+
+def optimism(
+    journal: Journal, trials: list[Trial], evaluation: dict[str, Any], metric: str
+) -> dict[str, Any] | None:
+    """The evaluated trial's validation score against its test score, on the same measure.
+
+    The test split is scored by accuracy and loss; the validation side is the same measure read
+    from the trial's scored epoch (its kept weights), so the two are comparable whatever the
+    study's own metric is.
+    """
+    trial = next((t for t in trials if t.number == evaluation["trial"]), None)
+    if trial is None:
+        return None
+    measure = "loss" if metric.endswith("loss") else "accuracy"
+    rows = journal.epochs(trial.number)
+    row = next((r for r in rows if r["epoch"] == trial.best_epoch), rows[-1] if rows else None)
+    val = None if row is None else row.get(f"val_{measure}")
+    if val is None and measure == "accuracy" and metric == "val_accuracy":
+        val = trial.score
+    if val is None:
+        return None
+    test = float(evaluation[measure])
+    return {
+        "label": OPTIMISM_LABEL,
+        "measure": measure,
+        "trial": trial.number,
+        f"val_{measure}": float(val),
+        f"test_{measure}": test,
+        "gap": float(val) - test,
+    }
+
+
+def write_trials_csv(path: Path, trials: list[Trial]) -> None:
+    names = sorted({k for t in trials for k in t.params})
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["number", *names, *CSV_COLUMNS])
+        for t in trials:
+            w.writerow(
+                [
+                    t.number,
+                    *(t.params.get(n) for n in names),
+                    t.state.value,
+                    t.score,
+                    t.epochs,
+                    t.best_epoch,
+                    t.node,
+                    t.device,
+                    t.device_name,
+                    t.device_seconds,
+                    t.wall_seconds,
+                    t.error,
+                ]
+            )
+    os.replace(tmp, path)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data)
+    os.replace(tmp, path)

@@ -1,0 +1,105 @@
+"""The scheduler contract: decide, after each epoch of a trial, whether it stops there.
+
+    curves   Mapping[int, Mapping[int, float]]  trial number -> {epoch: value}, for every trial
+             of the study (running, finished, interrupted), including the report being decided;
+             values in maximise form (higher is better, the study negates them for
+             direction="minimize"; a non-finite value is -inf)
+    epoch    0-based; the resource a trial has used after epoch e is e + 1 epochs, so a rung at
+             r epochs is decided on the report of epoch r - 1
+
+A scheduler keeps no state of its own: every decision is a function of the curves and of
+(seed, trial number), so a study reopened on its journal (which holds every epoch row)
+decides exactly as the uninterrupted study would have, as Optuna's pruners keep their rung
+values in storage. A new scheduler is one file implementing `on_epoch`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tunetorch.errors import UsageError
+
+
+class Curves(dict):
+    """trial number -> {epoch: value} (maximise form), as the study hands it to schedulers.
+
+    `complete` names the trials that ran to their end (state COMPLETE): the median rule, like
+    Optuna's, compares only against those. It is rebuilt from the journal like the curves.
+    A plain dict works as well; then every other trial counts as complete.
+    """
+
+    def __init__(self, data: Mapping[int, Mapping[int, float]] = (), complete: Iterable[int] = ()):
+        super().__init__(data)
+        self.complete: frozenset[int] = frozenset(complete)
+
+
+class Scheduler(ABC):
+    name: str = "base"
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+
+    @abstractmethod
+    def on_epoch(
+        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
+    ) -> bool:
+        """True when trial `number` should stop after `epoch`, whose value (maximise form) is
+        `value`; `curves` holds the whole study, this report included."""
+
+    def rungs(self, number: int) -> list[int]:
+        """The resources (epochs trained) at which trial `number` may be stopped, for reports;
+        empty when it may be stopped after any epoch."""
+        return []
+
+
+# --- shared helpers for rung-based schedulers ------------------------------------------------------
+def rung_resources(min_resource: int, max_resource: int, eta: int) -> list[int]:
+    """min_resource * eta**k for k = 0, 1, ... below max_resource (a trial that reached
+    max_resource is done anyway: stopping it there saves nothing). Integer arithmetic, so that
+    27 = 3**3 is not lost to a rounding of log(27) / log(3)."""
+    out, r = [], min_resource
+    while r < max_resource:
+        out.append(r)
+        r *= eta
+    return out
+
+
+def whole(key: str, value: Any, low: int, scheduler: str) -> int:
+    """`value` as an int >= low, or a UsageError naming scheduler.KEY."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"scheduler.{key}: {value!r} must be a whole number >= {low} ({scheduler})")
+    return int(value)
+
+
+def resources(scheduler: str, min_resource: Any, max_resource: Any, eta: Any) -> tuple[int, int, int]:
+    """Validated (min_resource, max_resource, eta) of asha and hyperband."""
+    if max_resource is None:
+        raise UsageError(
+            f"scheduler.max_resource: required for {scheduler} (the epochs a full trial trains, "
+            "trainer.epochs in the config)"
+        )
+    eta = whole("eta", eta, 2, scheduler)
+    min_resource = whole("min_resource", min_resource, 1, scheduler)
+    max_resource = whole("max_resource", max_resource, 1, scheduler)
+    if min_resource >= max_resource:
+        raise UsageError(
+            f"scheduler.min_resource: {min_resource} must be below max_resource ({max_resource}) "
+            f"for {scheduler}: no trial could be stopped early"
+        )
+    return min_resource, max_resource, eta
+
+
+def promotable(value: float, competing: Iterable[float], eta: int) -> bool:
+    """True when `value` is in the top 1/eta of `competing` (which includes `value` itself).
+
+    k = floor(n / eta) trials of the n recorded at a rung may go on; while n < eta that is 0,
+    and the trial goes on only if it is the best recorded there so far (Optuna's
+    SuccessiveHalvingPruner: a stopping scheduler cannot pause the first trials at a rung
+    until enough others arrive, as the promotion variant of Li et al. 2020 does). A tie with
+    the k-th best goes on.
+    """
+    ranked = sorted(competing, reverse=True)
+    k = max(1, len(ranked) // eta)
+    return value >= ranked[k - 1]

@@ -1,0 +1,216 @@
+"""From a config to objects: a trial's params set on their config paths, then `_target_` built.
+
+    trial_config(cfg, params)           -> the config with every searched path set to the trial's value
+    data_module(cfg)                    -> the `dataset` group's object (fit / test / input_shape / n_classes)
+    model(cfg, input_shape, n_classes)  -> nn.Module
+    optimizer(cfg, model)               -> torch.optim.Optimizer
+    lr_schedule(cfg, optimizer, steps_per_epoch) -> (scheduler, "step" | "epoch") or None
+    loss(cfg)                           -> a callable (logits, target) -> scalar tensor
+
+The groups whose options are code (`PLUGGABLE`) are built with `hydra.utils.instantiate`, the
+built-ins exactly as a user's own option: what tunetorch supplies at run time (the model's
+`input_shape` / `n_classes`, the optimiser's parameters, the schedule's optimiser and length) is
+passed only where the constructor's signature takes it and the config does not set it.
+`check(cfg)` validates all of it before anything runs: the `_target_` imports, every key of a
+group is an argument its constructor accepts, and every searched path is a key of the config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tunetorch.errors import UsageError
+
+# The config groups whose options are code, built by `_target_`.
+PLUGGABLE = ("model", "dataset", "optimizer", "lr_scheduler", "loss")
+# Keys tunetorch reads itself inside those groups; never passed to the constructor.
+OWN_KEYS = {"lr_scheduler": ("interval",)}
+# Arguments tunetorch supplies at run time, per group (passed only when the constructor takes them).
+SUPPLIED = {
+    "model": ("input_shape", "n_classes"),
+    "dataset": (),
+    "optimizer": ("params",),
+    "lr_scheduler": ("optimizer", "total_steps", "T_max"),
+    "loss": (),
+}
+_HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+# Sections of tunetorch's own whose keys may be searched (besides the pluggable groups).
+SEARCHABLE_SECTIONS = ("trainer",)
+SEARCHABLE_TRAINER_KEYS = ("batch_size", "grad_clip", "epochs")
+
+
+# --- a trial's config ------------------------------------------------------------------
+def trial_config(cfg: Any, params: dict[str, Any]) -> Any:
+    """A copy of `cfg` with each param (a config path such as "optimizer.lr") set to its value."""
+    from omegaconf import OmegaConf
+
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    for path, value in params.items():
+        OmegaConf.update(out, path, value, merge=False)
+    return out
+
+
+# --- building --------------------------------------------------------------------------
+def data_module(cfg: Any) -> Any:
+    return _instantiate(cfg, "dataset")
+
+
+def model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> Any:
+    return _instantiate(cfg, "model", input_shape=tuple(input_shape), n_classes=int(n_classes))
+
+
+def optimizer(cfg: Any, net: Any) -> Any:
+    built = _instantiate(cfg, "optimizer")
+    if hasattr(built, "step"):
+        return built
+    return _call(built, "optimizer", cfg.optimizer.get("_target_"), net.parameters())
+
+
+def lr_schedule(cfg: Any, opt: Any, steps_per_epoch: int) -> tuple[Any, str] | None:
+    """The learning-rate schedule and when to step it ("step": every batch, "epoch": every epoch)."""
+    node = cfg.get("lr_scheduler")
+    if not node or node.get("_target_") is None:
+        return None
+    interval = str(node.get("interval", "epoch"))
+    epochs = int(cfg.trainer.epochs)
+    length = epochs * steps_per_epoch if interval == "step" else epochs
+    built = _instantiate(cfg, "lr_scheduler")
+    supplied = {"total_steps": length, "T_max": length}
+    accepted = _accepted(_target(node, "lr_scheduler"))
+    kwargs = {k: v for k, v in supplied.items() if (accepted is None or k in accepted) and k not in node}
+    return _call(built, "lr_scheduler", node.get("_target_"), opt, **kwargs), interval
+
+
+def loss(cfg: Any) -> Callable:
+    node = cfg.get("loss")
+    if not node or node.get("_target_") is None:
+        import torch.nn.functional as F
+
+        return F.cross_entropy
+    return _instantiate(cfg, "loss")
+
+
+def _instantiate(cfg: Any, group: str, **supplied: Any) -> Any:
+    import hydra.utils
+    from omegaconf import OmegaConf
+
+    node = cfg[group]
+    fn = _target(node, group)
+    accepted = _accepted(fn)
+    plain = OmegaConf.to_container(node, resolve=True)
+    for key in OWN_KEYS.get(group, ()):
+        plain.pop(key, None)
+    kwargs = {k: v for k, v in supplied.items() if (accepted is None or k in accepted) and k not in plain}
+    return _call(hydra.utils.instantiate, group, plain["_target_"], plain, _convert_="all", **kwargs)
+
+
+def _call(fn: Callable, group: str, target: str, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs); a constructor that refuses a value is bad input, named by group."""
+    try:
+        return fn(*args, **kwargs)
+    except UsageError:
+        raise
+    except Exception as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, UsageError):
+            raise cause from None
+        raise UsageError(f"{group}: {target} refused its arguments ({_one_line(cause)})") from None
+
+
+# --- checking, before anything runs -------------------------------------------------------
+def check(cfg: Any, searched: Iterable[str]) -> None:
+    """Refuse a config that could not be built: one line naming the key and what is allowed."""
+    from omegaconf import OmegaConf
+
+    for group in PLUGGABLE:
+        node = cfg.get(group)
+        if node is None or not OmegaConf.is_dict(node) or node.get("_target_") is None:
+            if group in ("model", "dataset", "optimizer"):
+                raise UsageError(f"{group}._target_: missing; the {group} group needs a class to build")
+            continue
+        accepted = _accepted(_target(node, group))
+        if accepted is None:
+            continue
+        allowed = sorted(accepted - set(SUPPLIED[group]))
+        for key in node:
+            if key in _HYDRA_KEYS or key in OWN_KEYS.get(group, ()):
+                continue
+            if key not in accepted:
+                raise UsageError(
+                    f"{group}.{key}: {node['_target_']} takes no argument {key!r}"
+                    f"{_did_you_mean(key, allowed)}; it takes {', '.join(allowed) or 'nothing'}"
+                )
+    for path in searched:
+        root, _, rest = path.partition(".")
+        if root in PLUGGABLE:
+            node = cfg.get(root)
+            if not rest or "." in rest:
+                raise UsageError(f"space.{path}: search a constructor argument, like {root}.<argument>")
+            if node is None or rest not in node:
+                accepted = _accepted(_target(node, root)) if node is not None else set()
+                allowed = sorted((accepted or set(node or ())) - set(SUPPLIED[root]) - set(_HYDRA_KEYS))
+                raise UsageError(
+                    f"space.{path}: {path} is not in the composed config"
+                    f"{_did_you_mean(rest, allowed, prefix=root + '.')}; "
+                    f"set it in the {root} config (e.g. +{path}=VALUE) or search one of: "
+                    + ", ".join(f"{root}.{a}" for a in allowed)
+                )
+        elif root in SEARCHABLE_SECTIONS:
+            if rest not in SEARCHABLE_TRAINER_KEYS:
+                raise UsageError(
+                    f"space.{path}: not searchable; the trainer's searchable keys are "
+                    + ", ".join(f"trainer.{k}" for k in SEARCHABLE_TRAINER_KEYS)
+                )
+        else:
+            raise UsageError(
+                f"space.{path}: {root!r} is not a searchable part of the config; search a path under "
+                + ", ".join((*PLUGGABLE, *SEARCHABLE_SECTIONS))
+            )
+
+
+def _target(node: Any, group: str) -> Callable:
+    path = node.get("_target_") if node is not None else None
+    if not isinstance(path, str) or "." not in path:
+        raise UsageError(f"{group}._target_: {path!r} is not a dotted path to a class or function")
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UsageError(f"{group}._target_: {path!r} cannot be imported ({_one_line(e)})") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        names = [n for n in dir(module) if not n.startswith("_")]
+        raise UsageError(
+            f"{group}._target_: {path!r} cannot be imported (module {module_name} has no {attr!r})"
+            f"{_did_you_mean(attr, names, prefix=module_name + '.')}"
+        )
+    return fn
+
+
+def _accepted(fn: Callable) -> set[str] | None:
+    """The keyword arguments `fn` takes; None when it takes any (**kwargs)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    names = set()
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+            names.add(p.name)
+    return names
+
+
+def _did_you_mean(word: str, options: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return text.splitlines()[0] if text else type(e).__name__
