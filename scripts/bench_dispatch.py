@@ -345,7 +345,7 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
             if event is not None and event.kind == "setup_failed":
                 raise RuntimeError(event.payload)
         ready = probe.all_ready(len(devices))
-        study = Study(space, strategy="random", seed=0)
+        study = Study(space, strategy="random", seed=0, metric=str(cfg.study.metric))
         outcome = run_search(study, pool, Budget(n_trials=n_trials))
         end = time.perf_counter()
         names = sorted({s.device_name for s in pool.slots})

@@ -25,7 +25,14 @@ best_trial would ignore pruned trials). Each method runs until it has trained
 trace at the epoch counts they name).
 
     nice -n 5 .venv/bin/python scripts/bench_multifidelity.py --dataset mnist --model mlp \
-        --epochs 8 --seeds 3 --budget-trials 30 --out /tmp/mnist.md
+        --epochs 8 --seeds 3 --budget-trials 30 --train-subset 4000 --out mnist.md
+    nice -n 5 .venv/bin/python scripts/bench_multifidelity.py --dataset cifar10 --model cnn \
+        --epochs 8 --seeds 3 --budget-trials 30 --train-subset 600 \
+        model.channels=8 dataset.val_fraction=0.12 trainer.batch_size=64 --out cifar10.md
+
+(the two side by side took about an hour on 2 shared cores; docs/bench_multifidelity.md has
+the results and what the sizes are). Positional arguments are further Hydra overrides of the
+tune config.
 
 Prints markdown: the best validation value after E epochs (median and range over seeds),
 trials, pruned trials, device minutes and search overhead; the epochs (and device minutes)

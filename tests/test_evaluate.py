@@ -151,7 +151,11 @@ def sha256(path: Path) -> str:
 
 
 def snapshot(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    """Every file's hash, but the lock file's: a killed tuner leaves study.lock behind (the OS
+    released the lock itself), and the next holder removes it on release; it holds no study data."""
+    return {
+        str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != "study.lock"
+    }
 
 
 def one_error_line(out: subprocess.CompletedProcess, code: int, *needles: str) -> str:

@@ -89,7 +89,7 @@ def alive(pid: int) -> bool:
 
 
 def finished(rows):
-    return [r for r in rows if r[1] in ("COMPLETE", "FAIL")]
+    return [r for r in rows if r[1] in ("COMPLETE", "PRUNED", "FAIL")]
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,34 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
     # rebuilt from the journal, proposes the same params, and they train to the same scores.
     assert [(r[0], r[1], r[2], r[4]) for r in after] == [(r[0], r[1], r[2], r[4]) for r in reference]
     assert (d / "summary.json").exists() and (d / "best.pt").exists()
+
+
+# Bayes + ASHA, one worker: rungs at 1 and 3 epochs of 4; most trials are pruned at a rung.
+SMALL_ASHA = [*SHRINK, "budget.n_trials=8", "trainer.epochs=4", "+strategy=bayes", "strategy.n_startup=3"]
+SMALL_ASHA += ["+scheduler=asha", "study.evaluate=false"]
+
+
+def test_sigkill_mid_rung_and_resume_makes_the_decisions_of_an_uninterrupted_run(tmp_path):
+    """The rung values live in the journal: after a SIGKILL while trials are being pruned, the
+    resumed study prunes, scores and proposes exactly as the uninterrupted one did."""
+    ref = tmp_path / "reference"
+    out = run_tune(*SMALL_ASHA, f"study.dir={ref}")
+    assert out.returncode == 0, out.stderr
+    reference = journal_rows(ref)
+    assert any(r[1] == "PRUNED" for r in reference) and any(r[1] == "COMPLETE" for r in reference)
+
+    d = tmp_path / "study"
+    proc = start_tune(*SMALL_ASHA, f"study.dir={d}")
+    # killed once a trial has been pruned, while later ones are mid-rung
+    wait_for(lambda: sum(r[1] == "PRUNED" for r in journal_rows(d)) >= 2, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = finished(journal_rows(d))
+    out = run_tune(*SMALL_ASHA, f"study.dir={d}")
+    assert out.returncode == 0, out.stderr
+    after = journal_rows(d)
+    assert set(before) <= set(after)
+    assert [(r[0], r[1], r[2], r[4]) for r in after] == [(r[0], r[1], r[2], r[4]) for r in reference]
 
 
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried(tmp_path):
@@ -235,6 +263,10 @@ def existing(tmp_path_factory):
         (["study.evaluate=off"], "study.evaluate: 'off' must be true or false"),
         (["study.evaluate='false'"], "study.evaluate: 'false' must be true or false"),
         (["--multirun"], "--multirun: not supported"),
+        (
+            ["tuner.devices=cpu", "tuner.workers=4096"],
+            "tuner.workers: 4096 CPU workers would need about 2000 GiB",
+        ),
         (["budget.gpu_minutes=0"], "budget.gpu_minutes: 0 must be a number > 0"),
         (["trainer.epochs=0"], "trainer.epochs: 0 must be a whole number >= 1"),
         (

@@ -200,9 +200,6 @@ def test_an_unwritable_directory_is_an_environment_fault(tmp_path):
         _make_mutable(d)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until tune takes StudyLock for the whole run (lead: wiring in report)"
-)
 def test_a_tune_on_a_locked_study_is_refused(tmp_path, holder):
     d = tmp_path / "s"
     d.mkdir()

@@ -1,8 +1,8 @@
-"""The race: landscapes, the figure's structure, and `python -m tunetorch.race` end to end (fast)."""
+"""The race: landscapes and their learning curves, the in-process executor under the search loop,
+the figure's structure, and `python -m tunetorch.race` end to end (fast)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,11 +13,11 @@ import pytest
 
 from tests.conftest import ROOT
 
-# bayes joins the race once its module exists; grid and random always run.
-STRATEGIES = ["grid", "random"] + (
-    ["bayes"] if importlib.util.find_spec("tunetorch.strategies.bayes") else []
-)
+# Every entrant of the default race, always: a strategy whose import fails must fail these tests
+# (make_plan refuses it in one line), never drop out of them unnoticed.
+STRATEGIES = ["grid", "random", "bayes", "bayes+asha"]
 RACE_STRATEGIES = f"race.strategies=[{','.join(STRATEGIES)}]"
+LR, WD = "optimizer.lr", "optimizer.weight_decay"
 
 
 def run_race(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -34,36 +34,70 @@ def run_race(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def compose_race(*overrides: str):
-    from hydra import compose, initialize_config_dir
+    from tunetorch.cli import compose
 
-    from tunetorch.cli import conf_dir
-
-    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
-        return compose("race", overrides=["study.dir=unused", RACE_STRATEGIES, *overrides])
+    return compose("race", ["study.dir=unused", RACE_STRATEGIES, *overrides])
 
 
-def synthetic_results(landscape: str = "bumpy", n_trials: int = 12, seed: int = 0):
-    from tunetorch.race import make_plan, run_synthetic
+def synthetic_results(landscape: str = "bumpy", n_trials: int = 12, seed: int = 0, *overrides: str):
+    """Every entrant's trials, run in memory exactly as the race runs them (nothing written)."""
+    from tunetorch.race.plan import make_plan
+    from tunetorch.race.runner import make_study
+    from tunetorch.race.synthetic import search_landscape
     from tunetorch.search import Budget
-    from tunetorch.strategies import make_strategy
-    from tunetorch.study import Study
 
-    cfg = compose_race(f"landscape={landscape}", f"budget.n_trials={n_trials}", f"study.seed={seed}")
+    cfg = compose_race(
+        f"landscape={landscape}", f"budget.n_trials={n_trials}", f"study.seed={seed}", *overrides
+    )
     plan = make_plan(cfg)
     results = {}
     for e in plan.entrants:
-        study = Study(plan.space, make_strategy(e.name, plan.space, seed=seed, **e.options))
-        run_synthetic(study, plan.landscape, Budget(n_trials, None), seed=seed)
+        study = make_study(e, plan)
+        search_landscape(study, plan.landscape, Budget(n_trials, None), seed=seed, epochs=cfg.trainer.epochs)
         results[e.name] = study.trials
     return cfg, plan, results
 
 
-# --- landscapes --------------------------------------------------------------------------------
+def test_the_default_race_has_all_four_entrants_and_none_is_dropped():
+    from tunetorch.cli import compose
+    from tunetorch.race.plan import make_plan
+
+    plan = make_plan(compose("race", ["study.dir=unused", "landscape=bumpy"]))
+    assert [(e.name, e.strategy, e.scheduler) for e in plan.entrants] == [
+        ("grid", "grid", "none"),
+        ("random", "random", "none"),
+        ("bayes", "bayes", "none"),
+        ("bayes+asha", "bayes", "asha"),
+    ]
+    asha = plan.entrants[-1]
+    # conf/scheduler/asha.yaml, its max_resource resolved against the race's trainer.epochs
+    assert asha.scheduler_options == {"eta": 3, "min_resource": 1, "max_resource": 10}
+    assert asha.cfg.study.dir.endswith("bayes+asha") and asha.options == plan.entrants[2].options
+
+
+def test_a_strategy_that_cannot_be_imported_is_refused_not_dropped(monkeypatch):
+    import tunetorch.strategies as strategies
+    from tunetorch.errors import UsageError
+    from tunetorch.race.plan import make_plan
+
+    real = strategies.make_strategy
+
+    def broken(name, *a, **k):
+        if name == "bayes":
+            raise ImportError("No module named 'scipy'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(strategies, "make_strategy", broken)
+    with pytest.raises(UsageError, match=r"race.strategies: 'bayes' cannot be loaded \(No module named"):
+        make_plan(compose_race("landscape=bumpy"))
+
+
+# --- landscapes and learning curves -----------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "lr", "wd"), [("bumpy", 10**-1.6, 10**-2.6), ("smooth", 10**-2.3, 10**-3.7)]
 )
 def test_landscape_optimum_is_where_the_docs_say(name, lr, wd):
-    from tunetorch.landscapes import optimum, score
+    from tunetorch.race.landscapes import optimum, score
 
     best_lr, best_wd, best = optimum(name)
     assert best == pytest.approx(0.95, abs=1e-3)
@@ -75,19 +109,210 @@ def test_landscape_optimum_is_where_the_docs_say(name, lr, wd):
 
 
 def test_bumpy_grid_lattice_misses_the_summit():
-    from tunetorch.landscapes import score
+    from tunetorch.race.landscapes import score
 
     X, Y = np.meshgrid(np.geomspace(1e-4, 1e-1, 5), np.geomspace(1e-6, 1e-2, 5))
     assert score("bumpy", X, Y).max() == pytest.approx(0.685, abs=1e-3)  # a decoy, as documented
 
 
 def test_cost_grows_as_lr_shrinks():
-    from tunetorch.landscapes import cost_seconds
+    from tunetorch.race.landscapes import cost_seconds
 
     lrs = np.geomspace(1e-4, 1e-1, 7)
     costs = cost_seconds(lrs)
     assert np.all(np.diff(costs) < 0)
     assert cost_seconds(0.1) == pytest.approx(20.0) and cost_seconds(1e-4) == pytest.approx(20 * 1000**0.4)
+
+
+def test_learning_curves_rise_to_the_landscape_value_at_a_rate_set_by_lr_and_cross():
+    from tunetorch.race.landscapes import learning_curve, score
+
+    lrs, wds = np.geomspace(1e-4, 1e-1, 9), np.geomspace(1e-6, 1e-2, 9)
+    values = score("bumpy", lrs, wds)
+    curves = learning_curve(values, lrs, 10)
+    assert curves.shape == (9, 10)
+    assert np.array_equal(curves[:, -1], values)  # exactly: the final value is the landscape's
+    assert np.all(np.diff(curves, axis=1) > 0) and np.all(curves[:, 0] < values)
+    # After one epoch a large lr has come further (as a share of the way from `start`).
+    share = (curves[:, 0] - 0.10) / (values - 0.10)
+    assert np.all(np.diff(share) > 0)
+    # A fast trial on a low hill leads a slow one on a high hill early and is overtaken: they cross.
+    fast = learning_curve(score("bumpy", 0.1, 1e-2), 0.1, 10)
+    slow = learning_curve(score("bumpy", 10**-3.3, 10**-5.3), 10**-3.3, 10)
+    assert fast[0] > slow[0] and fast[-1] < slow[-1]
+
+
+def test_epoch_noise_is_seeded_by_seed_trial_and_epoch_and_fades_to_nothing():
+    from tunetorch.race.landscapes import epoch_noise
+
+    a = [epoch_noise(0, 3, e, 10, 0.05) for e in range(10)]
+    assert a == [epoch_noise(0, 3, e, 10, 0.05) for e in range(10)]
+    assert a[-1] == 0.0 and len(set(a[:-1])) == 9
+    assert a[0] != epoch_noise(1, 3, 0, 10, 0.05) and a[0] != epoch_noise(0, 4, 0, 10, 0.05)
+
+
+def test_a_trial_on_a_landscape_scores_its_value_and_costs_its_seconds_spread_over_its_epochs():
+    from tunetorch.race.landscapes import cost_seconds, score
+    from tunetorch.race.synthetic import landscape_task
+
+    land = {
+        "name": "bumpy",
+        "noise": 0.0,
+        "cost": {"base_seconds": 20.0, "lr_exponent": 0.4},
+        "curve": {"start": 0.1, "rate": 6.0, "noise": 0.05},
+    }
+    params = {LR: 0.02, WD: 3e-3}
+    gen = landscape_task(land, 10, seed=0, metric="val_accuracy")(7, params)
+    steps = [next(gen)]
+    while True:
+        try:
+            steps.append(gen.send(False))
+        except StopIteration as done:
+            result = done.value
+            break
+    value = float(score("bumpy", 0.02, 3e-3))
+    assert [p["epoch"] for p, _ in steps] == list(range(10))
+    assert steps[-1][0]["val_accuracy"] == value and max(p["val_accuracy"] for p, _ in steps) == value
+    assert sum(s for _, s in steps) == pytest.approx(float(cost_seconds(0.02)))
+    assert result == {"score": value, "epoch": 9, "epochs": 10} or result["score"] == value
+    # told to stop after epoch 2: it ends there, with the best it reached
+    gen = landscape_task(land, 10, seed=0, metric="val_accuracy")(7, params)
+    first = [next(gen), gen.send(False), gen.send(False)]
+    with pytest.raises(StopIteration) as stopped:
+        gen.send(True)
+    assert stopped.value.value["epochs"] == 3
+    assert stopped.value.value["score"] == max(p["val_accuracy"] for p, _ in first)
+
+
+# --- the in-process executor under the search loop --------------------------------------------------
+def _landscape_study(scheduler="asha", strategy="random", seed=0, **scheduler_options):
+    from tunetorch.space import SearchSpace
+    from tunetorch.study import Study
+
+    space = SearchSpace.from_dict(
+        {
+            LR: {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            WD: {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        }
+    )
+    options = {"max_resource": 9, **scheduler_options} if scheduler != "none" else {}
+    return Study(
+        space, strategy, seed=seed, scheduler=scheduler, scheduler_options=options, metric="val_accuracy"
+    )
+
+
+LAND = {
+    "name": "bumpy",
+    "noise": 0.0,
+    "cost": {"base_seconds": 20.0, "lr_exponent": 0.4},
+    "curve": {"start": 0.1, "rate": 6.0, "noise": 0.02},
+}
+
+
+def _decisions(study):
+    return [(t.number, t.state.value, t.epochs, t.score, t.device_seconds) for t in study.trials]
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_inprocess_executor_drives_run_search_with_a_scheduler_and_decides_the_same_on_a_rerun(slots):
+    from tunetorch.race.synthetic import search_landscape
+    from tunetorch.search import Budget
+
+    runs = []
+    for _ in range(2):
+        study = _landscape_study()
+        outcome = search_landscape(study, LAND, Budget(n_trials=24), seed=0, epochs=9, slots=slots)
+        assert outcome.ok and outcome.reason == "budget: 24 trials"
+        runs.append(_decisions(study))
+    assert runs[0] == runs[1]
+    states = [d[1] for d in runs[0]]
+    assert len(states) == 24 and "PRUNED" in states and "COMPLETE" in states
+    # ASHA's rungs at 1 and 3 epochs (eta 3, max 9): a pruned trial stopped at one of them,
+    # and was charged the simulated seconds of the epochs it trained, no more.
+    for _, state, epochs, _, _ in runs[0]:
+        assert epochs in ((1, 3) if state == "PRUNED" else (9,))
+    study = _landscape_study()
+    search_landscape(study, LAND, Budget(n_trials=24), seed=0, epochs=9, slots=slots)
+    from tunetorch.race.landscapes import cost_seconds
+
+    for t in study.trials:
+        assert t.device_seconds == pytest.approx(float(cost_seconds(t.params[LR])) * t.epochs / 9)
+        assert t.device == "simulated" and t.device_name == "landscape bumpy"
+
+
+def test_inprocess_slots_interleave_on_the_simulated_clock_and_the_budget_counts_trials_in_flight():
+    from tunetorch.executors.inprocess import InProcessExecutor
+    from tunetorch.search import Budget, run_search
+
+    def task(number, params):  # trial n: 3 epochs of n + 1 seconds each
+        for e in range(3):
+            stop = yield {"epoch": e, "val_accuracy": float(number)}, number + 1.0
+            if stop:
+                break
+        return {"score": float(number), "epoch": e, "epochs": e + 1}
+
+    seen = []
+    study = _landscape_study(scheduler="none")
+    executor = InProcessExecutor(task, slots=2)
+    outcome = run_search(
+        study, executor, Budget(n_trials=5), on_epoch=lambda n, m: seen.append((n, m["epoch"]))
+    )
+    assert outcome.ok and len(study.trials) == 5  # in flight counted: no trial started past the budget
+    # t0 (1 s an epoch) and t1 (2 s) start together at 0 s: epochs end at t0 1, 2, 3 s and t1 2, 4, 6 s
+    # (a tie goes to the lower slot); t2 (3 s) takes t0's slot at 3 s, its first epoch ends at 6 s.
+    assert seen[:7] == [(0, 0), (0, 1), (1, 0), (0, 2), (1, 1), (2, 0), (1, 2)]
+    assert [t.device_seconds for t in study.trials] == [3.0, 6.0, 9.0, 12.0, 15.0]
+    assert executor.slots[0].busy_seconds + executor.slots[1].busy_seconds == 45.0
+
+
+def test_a_failing_trial_in_process_is_failed_and_the_loop_stops_on_consecutive_failures():
+    from tunetorch.executors.inprocess import InProcessExecutor
+    from tunetorch.search import Budget, run_search
+
+    def task(number, params):
+        yield {"epoch": 0, "val_accuracy": 0.5}, 1.0
+        if number >= 2:
+            raise RuntimeError(f"diverged in trial {number}")
+        return {"score": 0.5, "epoch": 0, "epochs": 1}
+
+    study = _landscape_study(scheduler="none")
+    outcome = run_search(study, InProcessExecutor(task), Budget(n_trials=20), max_consecutive_failures=3)
+    assert not outcome.ok and "3 failed trials in a row" in outcome.reason
+    assert [t.state.value for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "FAIL"]
+    assert (
+        study.trials[2].error == "RuntimeError: diverged in trial 2" and study.trials[2].device_seconds == 1.0
+    )
+
+
+def test_without_a_scheduler_the_race_scores_what_the_landscape_says_as_before_the_curves():
+    """race_check's medians cannot move: every trial of grid, random and bayes scores exactly the
+    landscape's value, and the strategies make the same suggestions as with one tell per trial."""
+    from tunetorch.race.landscapes import score
+    from tunetorch.strategies import make_strategy
+    from tunetorch.study import Study
+
+    _, plan, results = synthetic_results("bumpy", 8, 1, "race.strategies=[grid,random,bayes]")
+    for e in plan.entrants:
+        trials = results[e.name]
+        assert all(t.state.value == "COMPLETE" and t.epochs == 10 for t in trials)
+        # the loop before the curves: ask, score, tell
+        old = Study(plan.space, make_strategy(e.strategy, plan.space, seed=1, **e.options))
+        for _ in trials:
+            t = old.ask()
+            old.tell(t, float(score("bumpy", t.params[LR], t.params[WD])))
+        assert [(t.params, t.score) for t in trials] == [(t.params, t.score) for t in old.trials]
+
+
+def test_the_fourth_racer_prunes_and_spends_fewer_simulated_minutes_per_trial_than_bayes():
+    from tunetorch.history import device_minutes
+
+    _, _, results = synthetic_results("bumpy", 12, 0, "race.strategies=[bayes,bayes+asha]")
+    bayes, asha = results["bayes"], results["bayes+asha"]
+    assert len(bayes) == len(asha) == 12
+    assert all(t.state.value == "COMPLETE" for t in bayes)
+    pruned = [t for t in asha if t.state.value == "PRUNED"]
+    assert len(pruned) >= 3 and all(t.epochs < 10 for t in pruned)
+    assert device_minutes(asha) / len(asha) < 0.7 * device_minutes(bayes) / len(bayes)
 
 
 # --- the figure ----------------------------------------------------------------------------------
@@ -113,15 +338,17 @@ def _structure(fig, names):
 
 
 def test_figure_structure_on_a_landscape():
-    from tunetorch.race import figure
+    from tunetorch.race.runner import figure
 
     cfg, plan, results = synthetic_results()
     fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
     heat, bars, curves = _structure(fig, STRATEGIES)
     for ax, name in zip(heat, STRATEGIES, strict=True):
-        probes = ax.collections[1]  # the probes, coloured by order
+        probes = ax.collections[1]  # the probes, coloured by order, sized by the epochs they trained
         assert len(probes.get_offsets()) == len(results[name])
         assert list(probes.get_array()) == list(range(1, len(results[name]) + 1))
+        sizes = dict(zip([t.epochs for t in results[name]], probes.get_sizes(), strict=True))
+        assert sizes[10] == 42 and all(s < 42 for e, s in sizes.items() if e < 10)
     assert any(ln.get_label().startswith("optimum") for ln in curves.get_lines())
     for bar, name in zip(bars, STRATEGIES, strict=True):
         # A trials budget: the bar's full length is the 12 trials, the filled part the trials run.
@@ -130,7 +357,7 @@ def test_figure_structure_on_a_landscape():
 
 
 def test_figure_interpolates_without_a_surface_and_shows_the_minute_budget():
-    from tunetorch.race_plot import race_figure
+    from tunetorch.race.figure import race_figure
 
     _, plan, results = synthetic_results(n_trials=6)
     fig = race_figure(plan.space, results, budget_minutes=10.0, unit="GPU minutes")
@@ -142,9 +369,9 @@ def test_figure_interpolates_without_a_surface_and_shows_the_minute_budget():
 def test_race_gif_fills_probe_by_probe(tmp_path):
     from PIL import Image
 
-    from tunetorch.race_plot import save_race_gif
+    from tunetorch.race.figure import save_race_gif
 
-    _, plan, results = synthetic_results(n_trials=4)
+    _, plan, results = synthetic_results("bumpy", 4, 0, "race.strategies=[grid,bayes+asha]")
     frames = save_race_gif(tmp_path / "race.gif", plan.space, results, budget_trials=4, fps=2, resolution=30)
     with Image.open(tmp_path / "race.gif") as gif:
         assert gif.n_frames >= 4 and frames == 4 + 2  # one per probe, the last held for a second
@@ -157,12 +384,27 @@ def test_race_gif_fills_probe_by_probe(tmp_path):
     assert first.shape == last.shape and changed > 5000  # probes, bars and curves grew (palette noise: ~1300)
 
 
+def test_a_pruned_probe_is_drawn_smaller_and_the_title_counts_them():
+    from tunetorch.race.runner import figure
+
+    cfg, plan, results = synthetic_results("bumpy", 12, 0, "race.strategies=[bayes+asha]")
+    trials = results["bayes+asha"]
+    fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
+    probes = fig.axes[0].collections[1]
+    n_pruned = sum(t.state.value == "PRUNED" for t in trials)
+    assert n_pruned and f"{n_pruned} stopped early" in fig.axes[0].get_title()
+    by_epochs = {t.epochs: s for t, s in zip(trials, probes.get_sizes(), strict=True)}
+    assert by_epochs[1] < by_epochs[3] < by_epochs[10] == 42
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "probe (colour: order; size: epochs trained)" in legend
+
+
 def test_best_ring_is_drawn_above_the_optimum_star_and_off_the_order_colours():
     from matplotlib import colormaps
     from matplotlib.collections import PathCollection
 
-    from tunetorch.race import figure
-    from tunetorch.race_plot import BEST_COLOUR, ORDER_CMAP
+    from tunetorch.race.panels import BEST_COLOUR, ORDER_CMAP
+    from tunetorch.race.runner import figure
 
     cfg, plan, results = synthetic_results(n_trials=6)
     fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
@@ -175,7 +417,7 @@ def test_best_ring_is_drawn_above_the_optimum_star_and_off_the_order_colours():
 
 
 def test_minute_budget_bar_is_the_budget_and_marked_without_one_the_common_maximum_is_said():
-    from tunetorch.race_plot import race_figure
+    from tunetorch.race.figure import race_figure
 
     _, plan, results = synthetic_results(n_trials=6)
     fig = race_figure(plan.space, results, budget_minutes=10.0, unit="GPU minutes")
@@ -186,7 +428,7 @@ def test_minute_budget_bar_is_the_budget_and_marked_without_one_the_common_maxim
 
 
 def test_interpolate_handles_few_duplicate_and_collinear_probes():
-    from tunetorch.race_plot import interpolate
+    from tunetorch.race.figure import interpolate
 
     Q = np.random.default_rng(0).random((50, 2))
     one = interpolate(np.array([[0.5, 0.5], [0.5, 0.5]]), np.array([0.2, 0.4]), Q)
@@ -204,43 +446,56 @@ def test_synthetic_race_end_to_end(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     d = tmp_path / "race"
-    out = run_race("landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=12")
+    out = run_race("landscape=bumpy", f"study.dir={d}", "budget.n_trials=8")  # the default entrants
     assert out.returncode == 0, out.stderr + out.stdout
     assert (d / "race.png").stat().st_size > 20_000
+    assert f"results: {d}/race.png, race.gif, race.json" in out.stdout
+    # the reason each search stopped, once named: not "grid: grid: all 4 ..."
+    assert (
+        "\n  grid: all 4 lattice points have been tried\n" in out.stdout and "grid: grid:" not in out.stdout
+    )
+    assert "\n  bayes+asha: budget: 8 trials\n" in out.stdout
+    from PIL import Image
+
+    with Image.open(d / "race.gif") as gif:
+        assert gif.n_frames >= 8
     summary = json.loads((d / "race.json").read_text())
     assert list(summary["strategies"]) == STRATEGIES and summary["unit"] == "simulated GPU minutes"
     assert summary["landscape"]["name"] == "bumpy"
     for name in STRATEGIES:
         s = summary["strategies"][name]
-        assert s["n_trials"] <= 12 and s["gpu_minutes"] > 0 and 0.4 <= s["best"]["score"] <= 0.951
+        assert s["n_trials"] <= 8 and s["gpu_minutes"] > 0 and 0.4 <= s["best"]["score"] <= 0.951
+        assert (s["n_pruned"] > 0) == (name == "bayes+asha") and s["scheduler"] == (
+            "asha" if "+" in name else "none"
+        )
         assert set(s["best"]["params"]) == {"optimizer.lr", "optimizer.weight_decay"}
         assert (d / name / "journal.sqlite").is_file()
         ea = EventAccumulator(str(d / "tb" / name)).Reload()
         steps = [e.step for e in ea.Scalars("race/best_score")]
         assert len(steps) == s["n_trials"] and steps == sorted(steps)
-    assert summary["strategies"]["grid"]["options"]["resolution"] == 3  # auto: isqrt(12)
+    assert summary["strategies"]["grid"]["options"]["resolution"] == 2  # auto: isqrt(8)
     assert EventAccumulator(str(d / "tb" / "figure"), size_guidance={"images": 0}).Reload().Tags()["images"]
     assert not (d / ".hydra").exists() and not (ROOT / "outputs").exists()
 
-    again = run_race("landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=12")
+    again = run_race("landscape=bumpy", f"study.dir={d}", "budget.n_trials=8")
     assert again.returncode == 0, again.stderr
     assert (
         json.loads((d / "race.json").read_text())["strategies"] == summary["strategies"]
     )  # resumed, nothing re-run
-    other = run_race("landscape=smooth", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=12")
+    other = run_race("landscape=smooth", f"study.dir={d}", "budget.n_trials=8")
     assert other.returncode == 2 and "landscape" in other.stderr
 
 
 def test_synthetic_race_under_a_minute_budget(tmp_path):
-    from tunetorch.landscapes import cost_seconds
+    from tunetorch.race.landscapes import cost_seconds
 
     d = tmp_path / "race"
     out = run_race(
         "landscape=smooth",
-        RACE_STRATEGIES,
+        "race.strategies=[grid,random,bayes+asha]",  # bayes's minutes: as bayes+asha's, at its own pace
         f"study.dir={d}",
         "budget.n_trials=null",
-        "budget.gpu_minutes=15",
+        "budget.gpu_minutes=6",
         "race.options.grid.resolution=4",
     )
     assert out.returncode == 0, out.stderr + out.stdout
@@ -248,14 +503,22 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
     for name, s in json.loads((d / "race.json").read_text())["strategies"].items():
         if name == "grid" and s["n_trials"] == 16:
             continue  # the 4 x 4 lattice may run out first
-        assert 15 <= s["gpu_minutes"] < 15 + worst
+        assert 6 <= s["gpu_minutes"] < 6 + worst
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["landscape=hilly"], "landscape: 'hilly' is not one of bumpy, smooth"),
-        (["strategy=grid"], "strategy: the race runs every strategy in race.strategies"),
+        (["strategy=grid"], "strategy: the race runs every entry of race.strategies"),
+        (["+scheduler=asha"], "scheduler: the race runs every entry of race.strategies"),
+        (
+            ["race.strategies=[grid,bayes+fast]"],
+            "race.strategies: 'bayes+fast': scheduler 'fast' is not one of",
+        ),
+        (["+race.options.asha.eta=1"], "race.options.asha.eta: 1"),
+        (["landscape=bumpy", "landscape.curve.rate=0"], "landscape.curve.rate: 0"),
+        (["landscape=bumpy", "study.direction=minimize"], "study.direction: 'minimize'"),
         (["race.dims=[optimizer.lr]"], "race.dims:"),
         (["race.dims=[optimizer.lr,nope]"], "race.dims: 'nope' is not a dimension of space"),
         (
@@ -263,6 +526,7 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
             "race.dims: ['optimizer.lr', 'model.dropout']",
         ),
         (["race.strategies=[grid,annealing]"], "race.strategies: 'annealing' is not one of"),
+        (["+race.options.anneal.steps=2"], "race.options.anneal: not a strategy or scheduler"),
         (["race.options.grid.resolution=0"], "race.options.grid"),
         (["landscape=bumpy", "landscape.noise=-1"], "landscape.noise: -1"),
         (["budget.n_trials=0"], "budget.n_trials: 0"),
@@ -282,13 +546,16 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
 
 
 def test_real_training_race_on_digits(tmp_path):
-    """The smallest real race: every strategy trains 2 MLPs for 1 epoch on digits, in worker processes."""
+    """The smallest real race: every entrant trains 2 MLPs for 2 epochs on digits, in worker processes
+    (bayes+asha with its rung after the first epoch)."""
     d = tmp_path / "race"
+    real = ["grid", "bayes+asha"]  # each entrant starts its own workers: two cover the paths (grid's auto
+    # lattice; bayes through tune.run with a scheduler), the synthetic race covers all four
     out = run_race(
-        RACE_STRATEGIES,
+        f"race.strategies=[{','.join(real)}]",
         f"study.dir={d}",
         "budget.n_trials=2",
-        "trainer.epochs=1",
+        "trainer.epochs=2",
         "dataset=digits",
         "tuner.devices=cpu",
         "tuner.workers=1",
@@ -297,14 +564,22 @@ def test_real_training_race_on_digits(tmp_path):
     assert (d / "race.png").stat().st_size > 20_000
     summary = json.loads((d / "race.json").read_text())
     assert summary["unit"] == "CPU-device minutes" and summary["landscape"] is None
-    for name in STRATEGIES:
+    for name in real:
         s = summary["strategies"][name]
         # grid's auto resolution is the largest square lattice within the budget: 1 x 1 for 2 trials
         assert s["n_trials"] == (1 if name == "grid" else 2)
         assert s["n_failed"] == 0 and s["gpu_minutes"] > 0 and s["exit"] == 0
-        assert set(s["best"]["params"]) == {"optimizer.lr", "optimizer.weight_decay"}  # the space cut to the race dims
+        assert s["scheduler"] == ("asha" if name == "bayes+asha" else "none")
+        if name == "bayes+asha":  # its study scheduled with ASHA, rung at 1 epoch of 2
+            assert s["scheduler_options"] == {"eta": 3, "min_resource": 1, "max_resource": 2}
+        assert set(s["best"]["params"]) == {
+            "optimizer.lr",
+            "optimizer.weight_decay",
+        }  # the space cut to the race dims
         study = json.loads((d / name / "summary.json").read_text())
-        assert study["strategy"] == name and study["test"] is None  # the race never touches the test split
+        assert (
+            study["strategy"] == name.split("+")[0] and study["test"] is None
+        )  # the race never touches the test split
         assert (d / name / "journal.sqlite").is_file() and list(
             (d / "tb" / name).glob("events.out.tfevents.*")
         )

@@ -270,3 +270,63 @@ def test_an_editable_install_finds_the_top_level_configs(tmp_path):
         timeout=60,
     )
     assert out.returncode == 0 and "_target_: tunetorch.training.models.MLP" in out.stdout, out.stderr
+
+
+# Makes every trial "long" so the terminal's epoch ticks show in a short test run.
+TICK_NOW = "import tunetorch.reports.terminal as t\nt.EPOCH_TICK_AFTER_SECONDS = 0.0\n"
+# Logs, in every worker, how many epochs each trial really trained.
+TRAINED = """
+import json, os
+import tunetorch.training.objective as o
+_run = o.run_training
+def run_training(state, number, params, emit):
+    result = _run(state, number, params, emit)
+    with open(os.environ["TRAINED_LOG"], "a") as f:
+        f.write(json.dumps([number, result["epochs"]]) + "\\n")
+    return result
+o.run_training = run_training
+"""
+
+
+def test_asha_on_two_workers_prunes_records_and_reports_it(tmp_path):
+    """+scheduler=asha with two workers: decisions reach the workers (curves stop at a rung),
+    PRUNED trials are in the journal, trials.csv and summary.json, and the terminal shows every
+    trial start, epoch ticks, 0-based trial numbers beside a 1-based count, and the top table."""
+    from tunetorch.journal import Journal
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(TICK_NOW + TRAINED)
+    log = tmp_path / "trained.jsonl"
+    d = tmp_path / "asha"
+    out = run_tune(
+        *SHRINK,
+        "+strategy=random",
+        "+scheduler=asha",
+        "tuner.workers=2",
+        "budget.n_trials=8",
+        "trainer.epochs=4",
+        f"study.dir={d}",
+        env={"PYTHONPATH": str(tmp_path / "site"), "TRAINED_LOG": str(log)},
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    journal = Journal(d / "journal.sqlite")
+    trained = dict(json.loads(line) for line in log.read_text().splitlines())
+    trials = journal.trials()
+    pruned = [t for t in trials if t.state.value == "PRUNED"]
+    assert pruned and all(t.epochs in (1, 3) for t in pruned)  # ASHA's rungs below 4 epochs
+    for t in trials:  # the worker stopped where the study decided: no epoch beyond it
+        assert [e["epoch"] for e in journal.epochs(t.number)] == list(range(t.epochs))
+        assert trained[t.number] == t.epochs
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["n_pruned"] == len(pruned) and sum(summary["pruned_by_epochs"].values()) == len(pruned)
+    rows = list(csv.DictReader((d / "trials.csv").open()))
+    assert sum(r["state"] == "PRUNED" for r in rows) == len(pruned)
+    assert summary["gpu_minutes"] * 60 == pytest.approx(sum(t.device_seconds for t in trials))
+    text = out.stdout
+    assert "scheduler asha" in text.splitlines()[0]
+    for n in range(8):
+        assert f"trial {n} started on cpu: optimizer.lr=" in text
+    assert "trial 0 epoch 1/4: val_accuracy" in text
+    assert " | 8 of 8 finished | " in text and "(pruned after 1 epoch)" in text
+    assert "top 5 of 8 finished trials (maximize val_accuracy):" in text
+    assert f"results in {d}/:" in text and "index.html" in text and "params.png" in text

@@ -253,3 +253,31 @@ def _study_dir_usable(target: Path) -> None:
 
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"study.dir: {target} is not writable ({parent} does not allow it)")
+
+
+# Each CPU worker process holds its own torch and its own copy of the data: about this much.
+CPU_WORKER_BYTES = 500 * 2**20
+
+
+def check_cpu_workers(devices: list[str]) -> None:
+    """Refuse more CPU workers than the machine's available memory can hold."""
+    n = sum(d == "cpu" for d in devices)
+    available = _available_memory()
+    if n > 1 and available is not None and n * CPU_WORKER_BYTES > available:
+        fits = max(1, available // CPU_WORKER_BYTES)
+        raise UsageError(
+            f"tuner.workers: {n} CPU workers would need about {n * CPU_WORKER_BYTES / 2**30:.0f} GiB "
+            f"(each holds its own torch and data, ~0.5 GiB); {available / 2**30:.1f} GiB is available: "
+            f"use at most {fits}"
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError
-from tunetorch.history import best_trial
+from tunetorch.history import best_trial, stale_test
 from tunetorch.journal import Journal
 from tunetorch.lock import StudyLock
 from tunetorch.trial import Trial
@@ -113,11 +113,7 @@ def _score_on_test(cfg: Any, trial: Trial, weights_path: Path, device: str) -> d
 def evaluation_is_stale(journal: Journal) -> bool:
     """True when the last completed test result belongs to a trial that is no longer the best
     (a study resumed and extended after its evaluation)."""
-    completed = [e for e in journal.evaluations() if e["status"] == "completed"]
-    if not completed:
-        return False
-    best = best_trial(journal.trials(), journal.get_meta("direction") or "maximize")
-    return best is not None and completed[-1]["trial"] != best.number
+    return stale_test(journal.evaluations(), journal.trials(), journal.get_meta("direction") or "maximize")
 
 
 def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:

@@ -91,3 +91,15 @@ def pruned_per_rung(trials: Iterable[Trial]) -> dict[int, int]:
         if t.state == TrialState.PRUNED and t.epochs is not None:
             counts[t.epochs] = counts.get(t.epochs, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def stale_test(evaluations: Iterable[dict], trials: Iterable[Trial], direction: str = "maximize") -> bool:
+    """True when the last completed test result is of a trial that is no longer the best (a study
+    resumed and extended after its evaluation): a new look at the test split must be forced."""
+    completed = [
+        e
+        for e in evaluations
+        if e.get("status", "completed") == "completed" and e.get("accuracy") is not None
+    ]
+    best = best_trial(trials, direction)
+    return bool(completed) and best is not None and completed[-1]["trial"] != best.number

@@ -37,6 +37,9 @@ class Outcome:
     interrupted: bool = False
 
 
+REPLACEMENT_WAIT_SECONDS = 300.0  # how long trials to retry wait for a lost worker's replacement
+
+
 class _Stop(Exception):
     pass
 
@@ -82,6 +85,7 @@ def run_search(
         if on_start is not None:
             on_start(trial, device)
 
+    last_progress = time.monotonic()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
@@ -99,7 +103,17 @@ def run_search(
                     exhausted, reason = True, str(e)
                     break
             if not pool.in_flight():
-                break
+                # Trials to retry while every slot's worker is being replaced (a lost Ray node):
+                # wait for a replacement, but not for ever.
+                starting = getattr(pool, "pending_slots", lambda: 0)()
+                if not (rerun and starting and time.monotonic() - last_progress < REPLACEMENT_WAIT_SECONDS):
+                    if rerun and starting:
+                        raise _Stop(
+                            f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials"
+                        )
+                    break
+            else:
+                last_progress = time.monotonic()
             event = pool.next_event(timeout=0.5)
             if event is None:
                 continue

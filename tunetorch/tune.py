@@ -31,7 +31,7 @@ def run(cfg: Any) -> int:
     if cfg.tuner.backend == "local":  # (a Ray cluster's slots are known once it is reached)
         from tunetorch.executors.local import slot_devices
 
-        slot_devices(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device)  # checks them
+        config.check_cpu_workers(slot_devices(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device))
     config.check_code(cfg, plan)  # imports the model's and data module's code
 
     from tunetorch.lock import StudyLock
@@ -193,7 +193,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
                 f"(python -m tunetorch.evaluate study.dir={study_dir} force=true to look again, flagged)"
             )
         else:
-            result = evaluate_best(study_dir, journal, device=_eval_device(devices))
+            result = evaluate_best(study_dir, journal, device=_eval_device(cfg, devices))
             summary = write_reports(study_dir, journal, plan.strategy)
             tb.test_result(
                 result["accuracy"],
@@ -219,7 +219,13 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     return 0
 
 
-def _eval_device(devices: list[str]) -> str:
+def _eval_device(cfg: Any, devices: list[str]) -> str:
+    """Where the final evaluation runs: in this process, so on this machine's GPU. Under Ray the
+    slots' devices may be other machines' GPUs."""
+    if cfg.tuner.backend == "ray":
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
     return next((d for d in devices if d.startswith("cuda")), "cpu")
 
 

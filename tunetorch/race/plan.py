@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunetorch import cli, config
+from tunetorch import cli, config, identity
 from tunetorch.errors import UsageError
 
 DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.gpu_minutes is given
@@ -32,7 +32,9 @@ class Entrant:
     scheduler: str  # "asha", or "none"
     cfg: Any  # the race config with strategy and scheduler set, space cut to the race dims, its own study.dir
     options: dict  # the strategy's options (conf/strategy/<strategy>.yaml, then race.options.<strategy>)
-    scheduler_options: dict  # the scheduler's (conf/scheduler/<scheduler>.yaml, then race.options.<scheduler>)
+    scheduler_options: (
+        dict  # the scheduler's (conf/scheduler/<scheduler>.yaml, then race.options.<scheduler>)
+    )
     plan: Any  # its checked config.Plan
 
 
@@ -73,20 +75,24 @@ def make_plan(cfg: Any) -> Plan:
     pairs = [_entry(name) for name in names]
     if race.options is not None and not isinstance(race.options, DictConfig):
         raise UsageError(f"race.options: {race.options!r} must be a mapping strategy or scheduler -> options")
-    used = {part for pair in pairs for part in pair}
-    for key in race.options or {}:
-        if key not in used:
+    from tunetorch.schedulers import REGISTRY as SCHEDULERS
+    from tunetorch.strategies import REGISTRY as STRATEGIES
+
+    for key in race.options or {}:  # options for an entrant not in this race are kept for when it is
+        if key not in STRATEGIES and key not in SCHEDULERS:
             raise UsageError(
-                f"race.options.{key}: not a strategy or scheduler of this race; have {', '.join(sorted(used))}"
+                f"race.options.{key}: not a strategy or scheduler; "
+                f"have {', '.join(sorted({*STRATEGIES, *SCHEDULERS}))}"
             )
     res = race.heatmap_resolution
     if isinstance(res, bool) or not isinstance(res, int) or not 10 <= res <= 1000:
         raise UsageError(f"race.heatmap_resolution: {res!r} must be a whole number from 10 to 1000")
     landscape = _check_landscape(cfg, dims, flat)
 
-    entrants = [_entrant(cfg, name, strategy, scheduler, dims, flat) for name, (strategy, scheduler) in zip(
-        names, pairs, strict=True
-    )]
+    entrants = [
+        _entrant(cfg, name, strategy, scheduler, dims, flat)
+        for name, (strategy, scheduler) in zip(names, pairs, strict=True)
+    ]
     if landscape is None and entrants:
         config.check_code(entrants[0].cfg, entrants[0].plan)  # the model and data, once, before any runs
     return Plan(entrants[0].plan.space, (dims[0], dims[1]), entrants, landscape, res)
@@ -105,7 +111,8 @@ def _entry(name: Any) -> tuple[str, str]:
         )
     if "+" in name and scheduler not in SCHEDULERS:
         raise UsageError(
-            f"race.strategies: {name!r}: scheduler {scheduler!r} is not one of {', '.join(sorted(SCHEDULERS))}"
+            f"race.strategies: {name!r}: scheduler {scheduler!r} is not one of "
+            f"{', '.join(sorted(SCHEDULERS))}"
         )
     return strategy, scheduler or "none"
 
@@ -137,7 +144,7 @@ def _entrant(cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dic
         sub.pop("race")  # each entrant is an ordinary study: tune's keys only
         sub.pop("landscape", None)
     sub_plan = config.check(sub, cli.conf_dir())
-    config.check_resumable(Path(sub.study.dir), sub)  # a changed re-run is refused before any runs
+    identity.check_resumable(Path(sub.study.dir), sub)  # a changed re-run is refused before any runs
     try:
         make_strategy(strategy, sub_plan.space, seed=cfg.study.seed, **options)
     except UsageError as e:
@@ -225,7 +232,9 @@ def _check_landscape(cfg: Any, dims, flat: dict) -> dict | None:
     curve = land.get("curve") or {}
     _number(curve.get("start"), "landscape.curve.start", low=0.0)
     if curve["start"] >= 0.4:  # below every landscape's floor, so that every curve rises
-        raise UsageError(f"landscape.curve.start: {curve['start']!r} must be below 0.4 (the landscapes' floor)")
+        raise UsageError(
+            f"landscape.curve.start: {curve['start']!r} must be below 0.4 (the landscapes' floor)"
+        )
     _number(curve.get("rate"), "landscape.curve.rate", low=0.0, strict=True)
     _number(curve.get("noise"), "landscape.curve.noise", low=0.0)
     return land

@@ -43,7 +43,10 @@ def landscape_task(landscape: dict, epochs: int, seed: int, metric: str = "score
         seconds = float(cost_seconds(lr, base, exponent)) / epochs
         best, best_epoch, epoch = -np.inf, 0, 0
         for epoch in range(epochs):
-            value = min(float(values[epoch]) + epoch_noise(seed, number, epoch, epochs, curve.get("noise", 0.0)), final)
+            value = min(
+                float(values[epoch]) + epoch_noise(seed, number, epoch, epochs, curve.get("noise", 0.0)),
+                final,
+            )
             if value > best:
                 best, best_epoch = value, epoch
             stop = yield {"epoch": epoch, metric: value}, seconds

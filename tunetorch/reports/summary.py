@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tunetorch.history import best_trial, device_minutes, device_unit
+from tunetorch.history import best_trial, device_minutes, device_unit, pruned_per_rung, stale_test
 from tunetorch.journal import Journal
 from tunetorch.reports.meta import StudyMeta
 from tunetorch.trial import Trial, TrialState
@@ -39,7 +39,8 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
     wall = float(journal.get_meta("wall_seconds") or 0.0)
     per_device: dict[str, float] = {}
     for t in finished:
-        key = f"{t.device} ({t.device_name})" if t.device_name else str(t.device)
+        where = f"{t.node} {t.device}" if t.node else str(t.device)  # one entry per device per machine
+        key = f"{where} ({t.device_name})" if t.device_name else where
         per_device[key] = per_device.get(key, 0.0) + (t.device_seconds or 0.0)
     evaluations = journal.evaluations()
     # Every look at the test split counts, even one that never completed (its result may have
@@ -52,7 +53,8 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
         "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "pruned_by_epochs": pruned_by_epochs(trials),
+        # trials the scheduler stopped, by the epochs they trained (its rungs): {"1": 6, "3": 2}
+        "pruned_by_epochs": {str(k): v for k, v in pruned_per_rung(trials).items()},
         "n_interrupted": sum(t.state in (TrialState.INTERRUPTED, TrialState.RUNNING) for t in trials),
         "best": None
         if best is None
@@ -74,18 +76,11 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
         "test_evaluations": len(evaluations),
         "test_incomplete": len(evaluations) - len(completed),
         "test_forced": any(e["forced"] for e in evaluations),
+        # the test result on record belongs to a trial that is no longer the best (an extended study)
+        "test_stale": stale_test(evaluations, trials, meta.direction),
         "optimism": None if last is None else optimism(journal, trials, last, meta.metric),
         "importance": importance,
     }
-
-
-def pruned_by_epochs(trials: list[Trial]) -> dict[str, int]:
-    """Trials the scheduler stopped, by the epochs they trained (its rungs): {"1": 6, "3": 2}."""
-    counts: dict[int, int] = {}
-    for t in trials:
-        if t.state == TrialState.PRUNED:
-            counts[t.epochs or 0] = counts.get(t.epochs or 0, 0) + 1
-    return {str(k): counts[k] for k in sorted(counts)}
 
 
 def _test(evaluation: dict[str, Any]) -> dict[str, Any]:

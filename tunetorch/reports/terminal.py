@@ -112,7 +112,7 @@ def finished_line(
     else:
         result = f"{metric} {format_score(trial.score)}"
         if trial.state == TrialState.PRUNED:
-            result += f" (pruned after {trial.epochs} epochs)"
+            result += f" (pruned after {trial.epochs} epoch{'' if trial.epochs == 1 else 's'})"
     best = best_trial(trials, direction)
     best_txt = f"best {format_score(best.score)} (trial {best.number})" if best else "no best yet"
     of = f" of {n_trials}" if n_trials else ""

@@ -1,0 +1,349 @@
+"""The race figure (matplotlib, Agg): where each strategy probed, and how fast its best score rose.
+
+    top row     one panel per entrant over the two race dimensions (tunetorch.race.panels.draw_landscape)
+    under each  its budget bar (draw_budget_bar)
+    bottom      best score so far against device minutes, one curve per entrant (draw_best_curves)
+
+`layout` computes what every panel shares once, from all the results; `race_figure` draws the
+figure; `save_race_gif` redraws it probe by probe into race.gif, on the same layout.
+
+The heatmap is exact when a `surface` function is given (the synthetic landscapes); otherwise
+it is interpolated from every strategy's completed probes (`interpolate`), so the panels share
+one estimate of the landscape and differ only in where each strategy looked. Trials stopped
+early are left out of the estimate: their scores are of shorter training.
+
+Symbols in `interpolate`: P: (n_probes, 2) probe coordinates in the unit square (the space's
+encoding, so log dimensions are in log coordinates), s: (n_probes,) scores, Q: (n_cells, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunetorch.race.panels import (
+    HEATMAP_CMAP,
+    ORDER_CMAP,
+    _legend,
+    draw_best_curves,
+    draw_budget_bar,
+    draw_landscape,
+    draw_probes,
+)
+from tunetorch.space import SearchSpace
+from tunetorch.trial import Trial, TrialState
+
+__all__ = ["HEATMAP_CMAP", "Layout", "interpolate", "layout", "race_figure", "save_race_gif"]
+
+
+def interpolate(P: np.ndarray, s: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Scores at Q estimated from the probes (P, s): a thin-plate RBF, clipped to the observed range.
+
+    Repeated probes are averaged first: the RBF system is singular for coincident points.
+    With fewer than 3 distinct probes, or collinear ones (the linear tail of the thin-plate
+    spline is then undetermined), the estimate falls back to the nearest probe.
+    """
+    from scipy.interpolate import NearestNDInterpolator, RBFInterpolator
+
+    keys, inverse = np.unique(np.round(P, 9), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    mean = np.bincount(inverse, weights=s) / np.bincount(inverse)
+    if len(keys) == 1:
+        return np.full(len(Q), mean[0])
+    if len(keys) >= 3 and np.linalg.matrix_rank(keys - keys.mean(axis=0)) == 2:
+        try:
+            # A little smoothing: trial scores are noisy, and an exact fit overshoots between probes.
+            est = RBFInterpolator(keys, mean, kernel="thin_plate_spline", smoothing=1e-3)(Q)
+            return np.clip(est, mean.min(), mean.max())
+        except np.linalg.LinAlgError:
+            pass
+    return NearestNDInterpolator(keys, mean)(Q)
+
+
+def _axis_values(dim, n: int) -> np.ndarray:
+    """n values spanning a numeric dimension, evenly in its encoding (log spacing for log dims)."""
+    lo, hi = float(dim.low), float(dim.high)
+    return np.geomspace(lo, hi, n) if dim.log else np.linspace(lo, hi, n)
+
+
+def _encode(dim, values: np.ndarray) -> np.ndarray:
+    lo, hi = float(dim.low), float(dim.high)
+    if dim.log:
+        return (np.log(values) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    return (values - lo) / (hi - lo)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every panel of one race figure shares, computed once from all the results (so the frames
+    of race.gif keep one landscape, one colour scale and fixed axes while the probes arrive)."""
+
+    space: SearchSpace
+    X: np.ndarray
+    Y: np.ndarray
+    Z: np.ndarray
+    heat_note: str
+    score_norm: Any
+    extend: str
+    order_norm: Any
+    names: list[str]
+    bar_kind: str  # "minutes" (a minutes budget, or none) | "trials" (a trials budget only)
+    bar_total: float  # the bar's full length, in its kind's unit
+    curve_xmax: float
+    curve_ylim: tuple[float, float] | None
+    unit: str
+    score_label: str
+    optimum: tuple[dict, float] | None
+    budget_minutes: float | None
+    budget_trials: int | None
+    max_epochs: int | None  # a full trial's epochs: probes are sized against it (None: all one size)
+
+
+def layout(
+    space: SearchSpace,
+    results: Mapping[str, Sequence[Trial]],
+    surface,
+    optimum,
+    budget_minutes,
+    budget_trials,
+    unit,
+    score_label,
+    resolution,
+    max_epochs: int | None = None,
+) -> Layout:
+    from matplotlib.colors import Normalize
+
+    from tunetorch.history import best_so_far, device_minutes
+
+    if len(space) != 2 or not all(hasattr(d, "low") for d in space.dims):
+        raise ValueError(f"race_figure needs two numeric dimensions, got {space.names}")
+    dx, dy = space.dims
+    xs, ys = _axis_values(dx, resolution), _axis_values(dy, resolution)
+    X, Y = np.meshgrid(xs, ys)
+    done = [t for trials in results.values() for t in trials if t.state == TrialState.COMPLETE]
+    if surface is not None:
+        Z = np.asarray(surface(X, Y), dtype=float)
+        heat_note = "exact landscape"
+    elif done:
+        P = np.array([[_encode(dx, t.params[dx.name]), _encode(dy, t.params[dy.name])] for t in done])
+        s = np.array([t.score for t in done])
+        Q = np.column_stack([_encode(dx, X.ravel()), _encode(dy, Y.ravel())])
+        Z = interpolate(P, s, Q).reshape(X.shape)
+        heat_note = f"landscape interpolated from all {len(done)} probes"
+    else:
+        Z = np.full(X.shape, np.nan)
+        heat_note = "no completed probes"
+    finite = Z[np.isfinite(Z)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    extend = "neither"
+    if surface is None and len(done) >= 4:
+        # Diverged trials (accuracy at chance) would stretch the scale over nothing of interest:
+        # colours span the upper three quarters of the probes, lower scores are clipped.
+        low, extend = max(low, float(np.percentile([t.score for t in done], 25))), "min"
+    max_probes = max((len(t) for t in results.values()), default=1)
+    if max_epochs is None:  # the longest any trial trained stands for a full one
+        max_epochs = max((t.epochs or 0 for trials in results.values() for t in trials), default=0) or None
+
+    spent = [device_minutes(trials) for trials in results.values()]
+    if budget_minutes:
+        bar_kind, bar_total = "minutes", float(budget_minutes)
+    elif budget_trials:
+        bar_kind, bar_total = "trials", float(budget_trials)
+    else:
+        bar_kind, bar_total = "minutes", max(max(spent, default=0.0), 1e-9)
+    curve_xmax = max([*spent, budget_minutes or 0.0, 1e-9]) * 1.03
+    curve_values = [c[1] for trials in results.values() for c in best_so_far(list(trials))]
+    if optimum is not None:
+        curve_values.append(optimum[1])
+    curve_ylim = None
+    if curve_values:
+        lo, hi = min(curve_values), max(curve_values)
+        pad = 0.05 * (hi - lo) if hi > lo else 0.01
+        curve_ylim = (lo - pad, hi + pad)
+    return Layout(
+        space=space,
+        X=X,
+        Y=Y,
+        Z=Z,
+        heat_note=heat_note,
+        score_norm=Normalize(low, max(high, low + 1e-9)),
+        extend=extend,
+        order_norm=Normalize(1, max(max_probes, 2)),
+        names=list(results),
+        bar_kind=bar_kind,
+        bar_total=bar_total,
+        curve_xmax=curve_xmax,
+        curve_ylim=curve_ylim,
+        unit=unit,
+        score_label=score_label,
+        optimum=optimum,
+        budget_minutes=budget_minutes,
+        budget_trials=budget_trials,
+        max_epochs=max_epochs,
+    )
+
+
+def _draw(fig, lay: Layout, results: Mapping[str, Sequence[Trial]], title: str, legend_results=None):
+    """Every panel of the figure, in the axes order the tests rely on: (heatmap, bar) per strategy,
+    the two colour bars, then the curves. Returns the suptitle. `legend_results`: the trials the
+    probe legend describes (default `results`; race.gif's first frame describes the whole race)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(lay.names)
+    gs = fig.add_gridspec(3, n + 2, height_ratios=[4.2, 0.5, 3.3], width_ratios=[1] * n + [0.05, 0.05])
+    suptitle = fig.suptitle(title, fontsize=14)
+    heat_axes, mesh = [], None
+    for i, name in enumerate(lay.names):
+        ax = fig.add_subplot(gs[0, i])
+        heat_axes.append(ax)
+        mesh = draw_landscape(ax, lay, name, i, results.get(name, ()), first=i == 0)
+        draw_budget_bar(fig.add_subplot(gs[1, i]), lay, name, i, results.get(name, ()))
+    _legend(heat_axes[0], lay, results if legend_results is None else legend_results)
+    if mesh is not None:
+        fig.colorbar(
+            mesh,
+            cax=fig.add_subplot(gs[0, n]),
+            extend=lay.extend,
+            label=f"{lay.score_label} ({lay.heat_note})",
+        )
+        order_bar = fig.colorbar(
+            ScalarMappable(lay.order_norm, ORDER_CMAP),
+            cax=fig.add_subplot(gs[0, n + 1]),
+            label="probe order (1 = first)",
+        )
+        order_bar.locator = MaxNLocator(integer=True)
+        order_bar.update_ticks()
+    draw_best_curves(fig.add_subplot(gs[2, :n]), lay, results)
+    return suptitle
+
+
+def race_figure(
+    space: SearchSpace,
+    results: Mapping[str, Sequence[Trial]],
+    *,
+    surface: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    optimum: tuple[dict, float] | None = None,
+    budget_minutes: float | None = None,
+    budget_trials: int | None = None,
+    unit: str = "GPU minutes",
+    score_label: str = "validation accuracy",
+    title: str = "The race",
+    resolution: int = 120,
+    max_epochs: int | None = None,
+):
+    """The race figure; returns the matplotlib Figure (not yet saved).
+
+    space: the two race dimensions, x first. results: strategy name -> its trials.
+    surface(X, Y) -> scores at arrays of the two dimensions' values (exact heatmap), or None
+    to interpolate from the probes. optimum: (params, score) of the known maximum, or None.
+    max_epochs: a full trial's epochs, against which probes are sized (None: the most any trained).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lay = layout(
+        space,
+        results,
+        surface,
+        optimum,
+        budget_minutes,
+        budget_trials,
+        unit,
+        score_label,
+        resolution,
+        max_epochs,
+    )
+    fig = Figure(figsize=(5.0 * len(lay.names) + 1.6, 10.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    _draw(fig, lay, results, title)
+    return fig
+
+
+def save_race_gif(
+    path,
+    space: SearchSpace,
+    results: Mapping[str, Sequence[Trial]],
+    *,
+    fps: float = 3,
+    max_frames: int = 60,
+    dpi: int = 55,
+    title: str = "The race",
+    **figure_kwargs: Any,
+) -> int:
+    """race.gif: the race figure redrawn probe by probe (Pillow, as matplotlib's PillowWriter writes
+    it), the budget bars and best-so-far curves growing as the probes arrive; the last frame holds
+    for a second. `figure_kwargs` are race_figure's. Returns the number of frames.
+
+    Fast enough to write after every race (about 0.3 s a frame on a laptop core): the figure is
+    laid out once, on the first frame; later frames replace only the probes, the bars and the
+    curves, and each is one draw of the canvas (PillowWriter's savefig would draw it twice).
+    Minor ticks are left off the frames: at the GIF's size they are a blur, and the costliest part.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    lay = layout(
+        space,
+        results,
+        figure_kwargs.get("surface"),
+        figure_kwargs.get("optimum"),
+        figure_kwargs.get("budget_minutes"),
+        figure_kwargs.get("budget_trials"),
+        figure_kwargs.get("unit", "GPU minutes"),
+        figure_kwargs.get("score_label", "validation accuracy"),
+        min(int(figure_kwargs.get("resolution", 120)), 80),  # a GIF frame needs no finer heatmap
+        figure_kwargs.get("max_epochs"),
+    )
+    ordered = {name: sorted(trials, key=lambda t: t.number) for name, trials in results.items()}
+    longest = max((len(t) for t in ordered.values()), default=0)
+    ks = sorted({int(round(x)) for x in np.linspace(1, max(longest, 1), min(max(longest, 1), max_frames))})
+    ks += [ks[-1]] * int(fps)  # hold the finished race
+    # Drawn at the GIF's dpi from the start: a figure saved at another dpi lays its text out afresh.
+    fig = Figure(figsize=(5.0 * len(lay.names) + 1.6, 10.5), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    n = len(lay.names)
+    frames = []
+    for frame, k in enumerate(ks):
+        if frame > 0 and k == ks[frame - 1]:  # the finished race held: the same picture again
+            frames.append(frames[-1])
+            continue
+        shown = {name: trials[:k] for name, trials in ordered.items()}
+        frame_title = f"{title} (probe {k} of {longest})"
+        if frame == 0:
+            suptitle = _draw(fig, lay, shown, frame_title, legend_results=results)
+            for ax in fig.axes:
+                ax.minorticks_off()
+            # The constrained layout costs more than the drawing: solve it once, on the first
+            # frame, and keep the axes; later frames redraw only what the probes change.
+            fig.canvas.draw()
+            fig.set_layout_engine("none")
+            axes = list(fig.axes)
+            heat, bars, curves = axes[0 : 2 * n : 2], axes[1 : 2 * n : 2], axes[-1]
+            # draw_landscape drew the heatmap, then the probes, then the optimum's star (if any)
+            probes = [list(ax.collections[1:-1] if lay.optimum else ax.collections[1:]) for ax in heat]
+        else:
+            suptitle.set_text(frame_title)
+            for i, name in enumerate(lay.names):
+                for artist in probes[i]:
+                    artist.remove()
+                probes[i] = draw_probes(heat[i], lay, name, i, shown[name])
+                _redraw(bars[i])
+                draw_budget_bar(bars[i], lay, name, i, shown[name])
+            _redraw(curves)
+            draw_best_curves(curves, lay, shown)
+            fig.canvas.draw()
+        width, height = fig.canvas.get_width_height()
+        pixels = bytes(fig.canvas.buffer_rgba())
+        frames.append(Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1))
+    frames[0].save(str(path), save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    return len(ks)
+
+
+def _redraw(ax) -> None:
+    """Clear `ax` for drawing again, where it was (cla() keeps the position the layout gave it)."""
+    ax.cla()

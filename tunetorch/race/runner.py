@@ -1,0 +1,305 @@
+"""The race run: every entrant's search in turn, then race.png, race.gif, race.json and TensorBoard.
+
+Each entrant is an ordinary study in <race dir>/<entrant>/ with its own journal, run by the one
+search loop (tunetorch.search.run_search): through `tunetorch.tune.run` for real training, or
+on the in-process executor for a synthetic landscape (tunetorch.race.synthetic). An existing
+race directory is resumed: each entrant continues its own journal.
+
+Exit status: 0 done, 1 an entrant stopped on failures, 2 bad input (one line, nothing
+written), 130 interrupted (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunetorch import cli, identity
+from tunetorch.errors import UsageError
+from tunetorch.race.plan import DEFAULT_STRATEGIES, LANDSCAPE_DIMS, Entrant, Plan, make_plan
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    for arg in argv:
+        m = re.fullmatch(r"\+{0,2}landscape=(.*)", arg)
+        if m:  # an optional group: Hydra would silently train for real on a misspelt landscape
+            options = sorted(p.stem for p in (cli.conf_dir() / "landscape").glob("*.yaml"))
+            if m.group(1) not in (*options, "null"):
+                cli.fail(
+                    f"landscape: {m.group(1)!r} is not one of {', '.join(options)}, null (train for real)"
+                )
+        if re.fullmatch(r"[+~]{0,2}(strategy|scheduler)([.=].*)?", arg):
+            cli.fail(
+                f"{arg.split('=')[0].lstrip('+~')}: the race runs every entry of race.strategies; "
+                f"choose them with race.strategies={DEFAULT_STRATEGIES}, options with race.options.NAME.KEY=V"
+            )
+    cli.main("race", run, argv)
+
+
+def run(cfg: Any) -> int:
+    from tunetorch.lock import StudyLock
+    from tunetorch.reports.terminal import budget_text
+
+    plan = make_plan(cfg)
+    race_dir = Path(cfg.study.dir)
+    synthetic = plan.landscape is not None
+    objective = (
+        f"the {plan.landscape['name']} landscape, {cfg.trainer.epochs} epoch(s) a trial"
+        if synthetic
+        else f"{cfg.model._target_} on {cfg.dataset._target_}, {cfg.trainer.epochs} epoch(s) a trial"
+    )
+    print(
+        f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
+        f"dims {plan.dims[0]} x {plan.dims[1]}; "
+        f"budget {budget_text(cfg.budget.n_trials, cfg.budget.gpu_minutes, 'GPU minutes')} per entrant; "
+        f"seed {cfg.study.seed}",
+        flush=True,
+    )
+    with StudyLock(race_dir, create=True):  # one race in a race directory at a time
+        return _run_entrants(cfg, plan, race_dir, objective)
+
+
+def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
+    from tunetorch.history import device_unit
+    from tunetorch.race.figure import race_figure, save_race_gif
+
+    synthetic = plan.landscape is not None
+    results: dict[str, list] = {}
+    codes: dict[str, int] = {}
+    for entrant in plan.entrants:
+        if not synthetic:
+            print(f"--- {entrant.name} ---", flush=True)
+        code, trials = _race_synthetic(entrant, plan) if synthetic else _race_training(entrant)
+        results[entrant.name], codes[entrant.name] = trials, code
+        if code == 130:
+            break
+
+    unit = "simulated GPU minutes" if synthetic else device_unit([t for ts in results.values() for t in ts])
+    kwargs = figure_kwargs(cfg, plan, unit, objective)
+    fig = race_figure(plan.space, results, **kwargs)
+    _save_png(fig, race_dir / "race.png")
+    tmp = race_dir / "race.tmp.gif"  # Pillow reads the format from the suffix
+    save_race_gif(tmp, plan.space, results, **kwargs)
+    os.replace(tmp, race_dir / "race.gif")
+    write_tensorboard(race_dir / "tb", results, fig)
+    summary = _summary(cfg, plan, results, codes, unit, objective)
+    (race_dir / "race.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_table(summary, unit)
+    print(
+        f"results: {race_dir}/race.png, race.gif, race.json; tensorboard --logdir {race_dir}/tb", flush=True
+    )
+    if any(c == 130 for c in codes.values()):
+        print("interrupted: run the same command again to resume the race", file=sys.stderr)
+        return 130
+    return 1 if any(codes.values()) else 0
+
+
+# --- one entrant -------------------------------------------------------------------------------
+def _race_synthetic(entrant: Entrant, plan: Plan) -> tuple[int, list]:
+    from tunetorch.lock import StudyLock
+
+    with StudyLock(Path(entrant.cfg.study.dir), create=True):
+        return _race_synthetic_locked(entrant, plan)
+
+
+def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
+    from tunetorch.race.synthetic import search_landscape
+    from tunetorch.search import Budget
+
+    cfg = entrant.cfg
+    journal, _ = identity.open_journal(Path(cfg.study.dir), cfg, entrant.plan)
+    try:
+        stored = journal.get_meta("landscape")
+        wanted = json.dumps(plan.landscape, sort_keys=True)
+        if stored is not None and stored != wanted:
+            raise UsageError(
+                f"study.dir: {Path(cfg.study.dir).parent} holds a race on landscape {stored}, not {wanted}; "
+                "use a new study.dir"
+            )
+        journal.set_meta("landscape", wanted)
+        study = make_study(entrant, plan, journal)
+        outcome = search_landscape(
+            study,
+            plan.landscape,
+            Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes),
+            seed=int(cfg.study.seed),
+            epochs=int(cfg.trainer.epochs),
+            slots=int(cfg.tuner.workers),
+            max_retries=cfg.tuner.max_retries,
+            max_consecutive_failures=cfg.tuner.max_consecutive_failures,
+        )
+        journal.set_meta(
+            "wall_seconds", str(float(journal.get_meta("wall_seconds") or 0) + outcome.wall_seconds)
+        )
+        trials = study.trials
+    finally:
+        journal.close()
+    print(f"  {entrant.name}: {_reason(outcome.reason, entrant.strategy)}", flush=True)
+    if outcome.interrupted:
+        return 130, trials
+    return (0 if outcome.ok else 1), trials
+
+
+def make_study(entrant: Entrant, plan: Plan, journal: Any = None):
+    """The entrant's Study, built as tunetorch.tune builds a study's: strategy, scheduler, seed, metric."""
+    from tunetorch.strategies import make_strategy
+    from tunetorch.study import Study
+
+    cfg = entrant.cfg
+    return Study(
+        plan.space,
+        make_strategy(entrant.strategy, plan.space, seed=cfg.study.seed, **entrant.options),
+        seed=int(cfg.study.seed),
+        journal=journal,
+        direction=str(cfg.study.direction),
+        scheduler=entrant.scheduler,
+        scheduler_options=entrant.scheduler_options,
+        metric=str(cfg.study.metric),
+    )
+
+
+def _reason(reason: str, strategy: str) -> str:
+    """Why a search stopped, without the strategy's own prefix ("grid: all 25 ..." -> "all 25 ...")."""
+    return reason.removeprefix(f"{strategy}: ")
+
+
+def _race_training(entrant: Entrant) -> tuple[int, list]:
+    from tunetorch.journal import Journal
+    from tunetorch.tune import run as run_study
+
+    code = run_study(entrant.cfg)
+    path = Path(entrant.cfg.study.dir) / "journal.sqlite"
+    if not path.exists():
+        return code, []
+    journal = Journal(path)
+    trials = journal.trials()
+    journal.close()
+    return code, trials
+
+
+# --- what the race leaves behind ------------------------------------------------------------------
+def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, Any]:
+    """race_figure's (and save_race_gif's) keyword arguments for this race."""
+    from tunetorch.reports.terminal import budget_text
+
+    surface = optimum = None
+    if plan.landscape is not None:
+        from tunetorch.race.landscapes import optimum as landscape_optimum
+        from tunetorch.race.landscapes import score
+
+        name = plan.landscape["name"]
+        lr_name, wd_name = LANDSCAPE_DIMS
+        lr_first = plan.dims[0] == lr_name
+        surface = (lambda X, Y: score(name, X, Y)) if lr_first else (lambda X, Y: score(name, Y, X))
+        lr_dim, wd_dim = plan.space[lr_name], plan.space[wd_name]
+        lr, wd, best = landscape_optimum(name, (lr_dim.low, lr_dim.high), (wd_dim.low, wd_dim.high))
+        optimum = ({lr_name: lr, wd_name: wd}, best)
+    return {
+        "surface": surface,
+        "optimum": optimum,
+        "budget_minutes": cfg.budget.gpu_minutes,
+        "budget_trials": cfg.budget.n_trials,
+        "max_epochs": int(cfg.trainer.epochs),
+        "unit": unit,
+        "score_label": "score" if plan.landscape is not None else "validation accuracy",
+        "title": f"Race on {objective}: budget "
+        f"{budget_text(cfg.budget.n_trials, cfg.budget.gpu_minutes, unit)} per entrant, "
+        f"seed {cfg.study.seed}",
+        "resolution": plan.heatmap_resolution,
+    }
+
+
+def figure(cfg: Any, plan: Plan, results: dict[str, list], unit: str, objective: str):
+    """The race figure for this race (see tunetorch.race.figure.race_figure)."""
+    from tunetorch.race.figure import race_figure
+
+    return race_figure(plan.space, results, **figure_kwargs(cfg, plan, unit, objective))
+
+
+def _save_png(fig, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    os.replace(tmp, path)
+
+
+def write_tensorboard(root: Path, results: dict[str, list], fig) -> None:
+    """tb/<entrant>: best score so far under one tag (race/best_score), step = device seconds
+    (TensorBoard steps are integers), so the entrants overlay in one chart; tb/figure: race.png.
+
+    Rebuilt from the trials each time, so a resumed race does not log its curves twice.
+    """
+    import numpy as np
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tunetorch.history import best_so_far
+
+    for name, trials in results.items():
+        shutil.rmtree(root / name, ignore_errors=True)
+        with SummaryWriter(str(root / name)) as w:
+            for minutes, best, _ in best_so_far(trials):
+                w.add_scalar("race/best_score", best, int(round(minutes * 60)))
+    shutil.rmtree(root / "figure", ignore_errors=True)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    with SummaryWriter(str(root / "figure")) as w:
+        w.add_image("race/figure", image, dataformats="HWC")
+
+
+def _summary(
+    cfg: Any, plan: Plan, results: dict[str, list], codes: dict[str, int], unit: str, objective: str
+) -> dict[str, Any]:
+    from tunetorch.history import best_trial, device_minutes, pruned_per_rung
+
+    out: dict[str, Any] = {
+        "objective": objective,
+        "landscape": plan.landscape,
+        "dims": list(plan.dims),
+        "budget": {"n_trials": cfg.budget.n_trials, "gpu_minutes": cfg.budget.gpu_minutes},
+        "epochs": cfg.trainer.epochs,
+        "seed": cfg.study.seed,
+        "unit": unit,
+        "strategies": {},
+    }
+    for name, trials in results.items():
+        entrant = next(e for e in plan.entrants if e.name == name)
+        best = best_trial(trials)
+        finished = [t for t in trials if t.finished]
+        out["strategies"][name] = {
+            "n_trials": len(finished),
+            "n_failed": sum(t.state.value == "FAIL" for t in trials),
+            "n_pruned": sum(t.state.value == "PRUNED" for t in trials),
+            "pruned_per_rung": {str(k): v for k, v in pruned_per_rung(trials).items()},
+            "epochs_trained": sum(t.epochs or 0 for t in finished),
+            "gpu_minutes": device_minutes(trials),
+            "best": None
+            if best is None
+            else {"params": best.params, "score": best.score, "trial": best.number, "epochs": best.epochs},
+            "exit": codes.get(name),
+            "strategy": entrant.strategy,
+            "options": entrant.options,
+            "scheduler": entrant.scheduler,
+            "scheduler_options": entrant.scheduler_options,
+        }
+    return out
+
+
+def _print_table(summary: dict[str, Any], unit: str) -> None:
+    width = max([10, *(len(n) for n in summary["strategies"])])
+    print(f"{'entrant':<{width}} {'trials':>6} {'pruned':>6} {'best':>7} {unit:>22}  best params")
+    for name, s in summary["strategies"].items():
+        best = s["best"]
+        params = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (best["params"] if best else {}).items()
+        )
+        score = f"{best['score']:.4f}" if best else "-"
+        print(
+            f"{name:<{width}} {s['n_trials']:>6} {s['n_pruned']:>6} {score:>7} "
+            f"{s['gpu_minutes']:>22.2f}  {params}"
+        )
