@@ -35,6 +35,15 @@ def crash_on_three(state: dict, number: int, params: dict, emit) -> dict:
     return {"score": float(params["x"]), "epoch": 0}
 
 
+FAILING = {0, 1, 3, 4, 5, 7}  # fail_interleaved: two failures, a success, then three in a row
+
+
+def fail_interleaved(state: dict, number: int, params: dict, emit) -> dict:
+    if number in FAILING:
+        raise RuntimeError(f"boom in trial {number}")
+    return {"score": float(params["x"]), "epoch": 0}
+
+
 def dies_on_two(state: dict, number: int, params: dict, emit) -> dict:
     """Trial 2 SIGKILLs its own worker on its first TOY_DEATHS attempts, counted by marker
     files in the folder TOY_MARKERS (the environment reaches spawned workers)."""

@@ -154,7 +154,9 @@ def snapshot(d: Path) -> dict[str, str]:
     """Every file's hash, but the lock file's: a killed tuner leaves study.lock behind (the OS
     released the lock itself), and the next holder removes it on release; it holds no study data."""
     return {
-        str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != "study.lock"
+        str(p.relative_to(d)): sha256(p)
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.name != "study.lock"
     }
 
 

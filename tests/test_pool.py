@@ -97,16 +97,14 @@ def test_a_trial_that_raises_fails_alone():
 
 
 def test_consecutive_failures_stop_the_study_quoting_the_last_reason():
+    """Trials 0, 1 fail, 2 completes, 3, 4, 5 fail: with a threshold of 3 the study stops after
+    trial 5, not after trial 3 (where a count that skipped the success would reach 3)."""
     study = Study(SPACE, strategy="random", seed=0)
-    with Pool(["cpu"], setup=_toy_tasks.setup, task=_toy_tasks.crash_on_three) as pool:
-        # every trial from 3 on is made to fail by raising through a bad score
-        outcome = run_search(study, pool, Budget(n_trials=10), max_consecutive_failures=1)
-    assert (
-        not outcome.ok
-        and "1 failed trials in a row" in outcome.reason
-        and "boom in trial 3" in outcome.reason
-    )
-    assert len([t for t in study.trials if t.finished]) == 4
+    with Pool(["cpu"], setup=_toy_tasks.setup, task=_toy_tasks.fail_interleaved) as pool:
+        outcome = run_search(study, pool, Budget(n_trials=10), max_consecutive_failures=3)
+    assert not outcome.ok, outcome.reason
+    assert "3 failed trials in a row" in outcome.reason and "boom in trial 5" in outcome.reason
+    assert [t.number for t in study.trials if t.finished] == [0, 1, 2, 3, 4, 5]
 
 
 def test_main_process_does_no_cuda_work():

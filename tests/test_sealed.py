@@ -127,3 +127,76 @@ def _reachable(root, limit: int = 20000):
             continue
         stack.extend(gc.get_referents(obj))
     return out
+
+
+# In every worker, after each trial: scan the whole process for arrays holding test images
+# (by their rows' hashes, computed outside), and for training images as a control that the scan
+# sees the data the worker does hold.
+SCAN = textwrap.dedent(
+    """
+    import gc, hashlib, json, os
+    import numpy as np
+    import tunetorch.training.objective as o
+
+    TEST = set(json.load(open(os.environ["TEST_ROWS"])))
+    TRAIN = set(json.load(open(os.environ["TRAIN_ROWS"])))
+    _run = o.run_training
+
+    def rows(obj):
+        try:
+            a = obj.detach().cpu().numpy() if hasattr(obj, "detach") else obj
+            if not isinstance(a, np.ndarray) or a.ndim < 2 or a.shape[-2:] != (8, 8):
+                return set()
+            return {hashlib.sha256(np.ascontiguousarray(r, dtype=np.float32).tobytes()).hexdigest()
+                    for r in a.reshape(-1, 64)}
+        except Exception:
+            return set()
+
+    def run_training(state, number, params, emit):
+        result = _run(state, number, params, emit)
+        seen = set()
+        for obj in gc.get_objects():
+            if type(obj).__name__ in ("Tensor", "Parameter", "ndarray"):
+                seen |= rows(obj)
+        with open(os.environ["SCAN_LOG"], "a") as f:
+            f.write(json.dumps({"test": len(seen & TEST), "train": len(seen & TRAIN)}) + "\\n")
+        return result
+
+    o.run_training = run_training
+    """
+)
+
+
+def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(tmp_path):
+    """The check the in-process tests cannot make: in a real study, while each worker holds its
+    data and trains, no array anywhere in the worker holds a test image (and the same scan does
+    find the training images, so it can see data)."""
+    module = Digits(n_classes=10, input_shape=(1, 8, 8), val_fraction=0.2, mean=[0.3], std=[0.4])
+    fit, test = module.fit(seed=0), module.test(seed=0)
+
+    def hashes(x):
+        import hashlib
+
+        return sorted(
+            {hashlib.sha256(r.numpy().astype(np.float32).tobytes()).hexdigest() for r in x.flatten(1)}
+        )
+
+    train_rows = set(hashes(fit.train.x))
+    test_rows = [h for h in hashes(test.x) if h not in train_rows]  # digits holds a few duplicates
+    (tmp_path / "test.json").write_text(json.dumps(test_rows))
+    (tmp_path / "train.json").write_text(json.dumps(sorted(train_rows)))
+    (tmp_path / "spy").mkdir()
+    (tmp_path / "spy" / "sitecustomize.py").write_text(SCAN)
+    log = tmp_path / "scan.jsonl"
+    env = {
+        "PYTHONPATH": str(tmp_path / "spy"),
+        "TEST_ROWS": str(tmp_path / "test.json"),
+        "TRAIN_ROWS": str(tmp_path / "train.json"),
+        "SCAN_LOG": str(log),
+    }
+    out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
+    assert out.returncode == 0, out.stderr
+    scans = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(scans) == 4
+    assert all(s["train"] > 1000 for s in scans)  # the scan sees the worker's training images
+    assert all(s["test"] == 0 for s in scans), scans
