@@ -175,6 +175,7 @@ def test_a_trial_on_a_landscape_scores_its_value_and_costs_its_seconds_spread_ov
     value = float(score("bumpy", 0.02, 3e-3))
     assert [p["epoch"] for p, _ in steps] == list(range(10))
     assert steps[-1][0]["val_accuracy"] == value and max(p["val_accuracy"] for p, _ in steps) == value
+    assert steps[0][0]["val_accuracy"] < value - 0.1  # it rises: one epoch in, well below its value
     assert sum(s for _, s in steps) == pytest.approx(float(cost_seconds(0.02)))
     assert result == {"score": value, "epoch": 9, "epochs": 10} or result["score"] == value
     # told to stop after epoch 2: it ends there, with the best it reached
@@ -430,7 +431,7 @@ def test_minute_budget_bar_is_the_budget_and_marked_without_one_the_common_maxim
 
 
 def test_interpolate_handles_few_duplicate_and_collinear_probes():
-    from tunetorch.race.figure import interpolate
+    from tunetorch.race.heatmap import interpolate
 
     Q = np.random.default_rng(0).random((50, 2))
     one = interpolate(np.array([[0.5, 0.5], [0.5, 0.5]]), np.array([0.2, 0.4]), Q)

@@ -23,6 +23,9 @@ queue shared between workers. A shared multiprocessing.Queue has one write lock 
 its writers: a worker killed while holding it (OOM killer, SIGKILL) would silence every
 other worker for good. The main process waits on every pipe and every worker's exit at
 once, so a death is seen the moment it happens.
+
+Why one long module: the worker's loop, its two pipes, the stop channel and the handling of a
+worker's death are one protocol; split, each half would be unreadable without the other.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ to an actor that has nowhere to run; a slot whose replacements keep dying is giv
 Logical GPUs: when Ray grants a GPU id but CUDA_VISIBLE_DEVICES points at no real device
 (a test cluster declaring num_gpus without hardware), the actor trains on the CPU and still
 books its time to that GPU id, so GPU scheduling and GPU-minute sharing work without a GPU.
+
+Why one long module: the actor, its event stream, placement and the replacement of lost actors
+are one protocol with the driver; they are read together or not at all.
 """
 
 from __future__ import annotations

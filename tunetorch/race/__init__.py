@@ -7,7 +7,8 @@ and TensorBoard curves in the race directory (`study.dir`). See docs/race.md.
     synthetic.py   a study on a synthetic landscape, through the search loop on the in-process executor
     landscapes.py  the synthetic landscapes: score surfaces, simulated cost, learning curves
     figure.py      the race figure and race.gif (`race_figure`, `save_race_gif`), laid out from
-    panels.py      one drawing function per panel
+    panels.py      one drawing function per panel, and
+    heatmap.py     the heatmap's estimate from the probes under real training
 
 Every entrant runs through tunetorch.search.run_search, the loop every study uses: real training
 through tunetorch.tune.run (worker processes), a synthetic landscape on

@@ -12,8 +12,7 @@ it is interpolated from every strategy's completed probes (`interpolate`), so th
 one estimate of the landscape and differ only in where each strategy looked. Trials stopped
 early are left out of the estimate: their scores are of shorter training.
 
-Symbols in `interpolate`: P: (n_probes, 2) probe coordinates in the unit square (the space's
-encoding, so log dimensions are in log coordinates), s: (n_probes,) scores, Q: (n_cells, 2).
+The interpolation itself is tunetorch.race.heatmap.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tunetorch.race.heatmap import axis_values, encode, interpolate
 from tunetorch.race.panels import (
     HEATMAP_CMAP,
     ORDER_CMAP,
@@ -37,43 +37,6 @@ from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 
 __all__ = ["HEATMAP_CMAP", "Layout", "interpolate", "layout", "race_figure", "save_race_gif"]
-
-
-def interpolate(P: np.ndarray, s: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Scores at Q estimated from the probes (P, s): a thin-plate RBF, clipped to the observed range.
-
-    Repeated probes are averaged first: the RBF system is singular for coincident points.
-    With fewer than 3 distinct probes, or collinear ones (the linear tail of the thin-plate
-    spline is then undetermined), the estimate falls back to the nearest probe.
-    """
-    from scipy.interpolate import NearestNDInterpolator, RBFInterpolator
-
-    keys, inverse = np.unique(np.round(P, 9), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    mean = np.bincount(inverse, weights=s) / np.bincount(inverse)
-    if len(keys) == 1:
-        return np.full(len(Q), mean[0])
-    if len(keys) >= 3 and np.linalg.matrix_rank(keys - keys.mean(axis=0)) == 2:
-        try:
-            # A little smoothing: trial scores are noisy, and an exact fit overshoots between probes.
-            est = RBFInterpolator(keys, mean, kernel="thin_plate_spline", smoothing=1e-3)(Q)
-            return np.clip(est, mean.min(), mean.max())
-        except np.linalg.LinAlgError:
-            pass
-    return NearestNDInterpolator(keys, mean)(Q)
-
-
-def _axis_values(dim, n: int) -> np.ndarray:
-    """n values spanning a numeric dimension, evenly in its encoding (log spacing for log dims)."""
-    lo, hi = float(dim.low), float(dim.high)
-    return np.geomspace(lo, hi, n) if dim.log else np.linspace(lo, hi, n)
-
-
-def _encode(dim, values: np.ndarray) -> np.ndarray:
-    lo, hi = float(dim.low), float(dim.high)
-    if dim.log:
-        return (np.log(values) - np.log(lo)) / (np.log(hi) - np.log(lo))
-    return (values - lo) / (hi - lo)
 
 
 @dataclass(frozen=True)
@@ -121,16 +84,16 @@ def layout(
     if len(space) != 2 or not all(hasattr(d, "low") for d in space.dims):
         raise ValueError(f"race_figure needs two numeric dimensions, got {space.names}")
     dx, dy = space.dims
-    xs, ys = _axis_values(dx, resolution), _axis_values(dy, resolution)
+    xs, ys = axis_values(dx, resolution), axis_values(dy, resolution)
     X, Y = np.meshgrid(xs, ys)
     done = [t for trials in results.values() for t in trials if t.state == TrialState.COMPLETE]
     if surface is not None:
         Z = np.asarray(surface(X, Y), dtype=float)
         heat_note = "exact landscape"
     elif done:
-        P = np.array([[_encode(dx, t.params[dx.name]), _encode(dy, t.params[dy.name])] for t in done])
+        P = np.array([[encode(dx, t.params[dx.name]), encode(dy, t.params[dy.name])] for t in done])
         s = np.array([t.score for t in done])
-        Q = np.column_stack([_encode(dx, X.ravel()), _encode(dy, Y.ravel())])
+        Q = np.column_stack([encode(dx, X.ravel()), encode(dy, Y.ravel())])
         Z = interpolate(P, s, Q).reshape(X.shape)
         heat_note = f"landscape interpolated from all {len(done)} probes"
     else:

@@ -3,6 +3,9 @@
 The score axis is fitted to where the search happens: from the lower quartile of the scored
 trials (upper quartile when minimizing) to the best, so one diverged trial at chance level does
 not flatten the rest into a line. Trials outside are drawn on the edge as arrows and counted.
+
+Why one long module: three plots that share one axis rule (the interesting range, outliers
+at the edge) and one colour rule (trial order).
 """
 
 from __future__ import annotations

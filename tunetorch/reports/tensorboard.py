@@ -22,6 +22,9 @@ Why these choices:
 - There is no `state` hyperparameter: each session ends with TensorBoard's own status (COMPLETE:
   success, FAIL: failure, PRUNED: unknown, as TensorBoard has no "stopped early"; `trial/epochs`
   tells pruned trials apart).
+
+Why one long module: the HParams protos, the per-trial runs and the study run must agree on
+names and domains; keeping them in one file keeps them in step.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ Each suggestion is rebuilt from the history, the curves and the seed alone:
    float coordinates from the best few, then a sweep over the values of each discrete
    dimension. Ints and categoricals are rounded *before* the GP sees them, so EI is always
    that of a point that can actually be run.
+
+Why one long module: the steps above (design, fit, believer, acquisition, local refinement)
+share the strategy's encoded state; the GP maths itself lives apart in _gp.py.
 """
 
 from __future__ import annotations
