@@ -7,6 +7,8 @@ Both executors have one interface, the one the search loop (tunetorch.search) dr
 
     local: tunetorch.executors.local.Pool, worker processes on this machine (the default)
     ray:   tunetorch.executors.ray.RayPool, Ray actors over a cluster's GPUs
+    inprocess: tunetorch.executors.inprocess.InProcessExecutor, generator trials on simulated
+           slots and a simulated clock (the race's landscapes; not chosen by tuner.backend)
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ The interpolation itself is tunetorch.race.heatmap.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from tunetorch.race.heatmap import axis_values, encode, interpolate
 from tunetorch.race.panels import (
     HEATMAP_CMAP,
     ORDER_CMAP,
+    Layout,
     _legend,
     draw_best_curves,
     draw_budget_bar,
@@ -37,32 +37,6 @@ from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 
 __all__ = ["HEATMAP_CMAP", "Layout", "interpolate", "layout", "race_figure", "save_race_gif"]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What every panel of one race figure shares, computed once from all the results (so the frames
-    of race.gif keep one landscape, one colour scale and fixed axes while the probes arrive)."""
-
-    space: SearchSpace
-    X: np.ndarray
-    Y: np.ndarray
-    Z: np.ndarray
-    heat_note: str
-    score_norm: Any
-    extend: str
-    order_norm: Any
-    names: list[str]
-    bar_kind: str  # "minutes" (a minutes budget, or none) | "trials" (a trials budget only)
-    bar_total: float  # the bar's full length, in its kind's unit
-    curve_xmax: float
-    curve_ylim: tuple[float, float] | None
-    unit: str
-    score_label: str
-    optimum: tuple[dict, float] | None
-    budget_minutes: float | None
-    budget_trials: int | None
-    max_epochs: int | None  # a full trial's epochs: probes are sized against it (None: all one size)
 
 
 def layout(

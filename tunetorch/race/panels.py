@@ -15,13 +15,41 @@ probe by probe (`save_race_gif`); each takes the figure's shared `Layout`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from tunetorch.history import best_trial
+from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 
-if TYPE_CHECKING:
-    from tunetorch.race.figure import Layout
+
+@dataclass(frozen=True)
+class Layout:
+    """What every panel of one race figure shares, computed once from all the results (so the frames
+    of race.gif keep one landscape, one colour scale and fixed axes while the probes arrive)."""
+
+    space: SearchSpace
+    X: np.ndarray
+    Y: np.ndarray
+    Z: np.ndarray
+    heat_note: str
+    score_norm: Any
+    extend: str
+    order_norm: Any
+    names: list[str]
+    bar_kind: str  # "minutes" (a minutes budget, or none) | "trials" (a trials budget only)
+    bar_total: float  # the bar's full length, in its kind's unit
+    curve_xmax: float
+    curve_ylim: tuple[float, float] | None
+    unit: str
+    score_label: str
+    optimum: tuple[dict, float] | None
+    budget_minutes: float | None
+    budget_trials: int | None
+    max_epochs: int | None  # a full trial's epochs: probes are sized against it (None: all one size)
+
 
 COLOURS = {"grid": "tab:blue", "random": "tab:orange", "bayes": "tab:green", "bayes+asha": "tab:purple"}
 OTHER_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
