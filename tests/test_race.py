@@ -586,3 +586,27 @@ def test_real_training_race_on_digits(tmp_path):
         assert (d / name / "journal.sqlite").is_file() and list(
             (d / "tb" / name).glob("events.out.tfevents.*")
         )
+
+
+def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
+    """Every entrant's study is checked against its journal before the first one runs: a re-run
+    with a changed option exits 2 and leaves every entrant's files as they were."""
+    import hashlib
+
+    d = tmp_path / "race"
+    out = run_race("landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=4")
+    assert out.returncode == 0, out.stderr
+    files = lambda: {  # noqa: E731
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.name != "study.lock"
+    }
+    before = files()
+    # only the last entrant's options change (its scheduler's): the ones before must not run either
+    assert STRATEGIES[-1] == "bayes+asha"
+    out = run_race(
+        "landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=6", "+race.options.asha.eta=2"
+    )
+    assert out.returncode == 2 and "holds a different study (scheduler.eta: 3 -> 2)" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert files() == before
