@@ -30,7 +30,7 @@ trace at the epoch counts they name).
         --epochs 8 --seeds 3 --budget-trials 30 --train-subset 600 \
         model.channels=8 dataset.val_fraction=0.12 trainer.batch_size=64 --out cifar10.md
 
-(the two side by side took about an hour on 2 shared cores; docs/bench_multifidelity.md has
+(the two side by side took 38.5 minutes on 2 shared cores; docs/bench_multifidelity.md has
 the results and what the sizes are). Positional arguments are further Hydra overrides of the
 tune config.
 
