@@ -329,4 +329,8 @@ def test_asha_on_two_workers_prunes_records_and_reports_it(tmp_path):
     assert "trial 0 epoch 1/4: val_accuracy" in text
     assert " | 8 of 8 finished | " in text and "(pruned after 1 epoch)" in text
     assert "top 5 of 8 finished trials (maximize val_accuracy):" in text
+    # an estimate from the first finished trial on, from trials' own run times: never negative
+    finished_lines = [ln for ln in text.splitlines() if " finished | " in ln]
+    assert len(finished_lines) == 8 and all(" left" in ln for ln in finished_lines[:-1])
+    assert not any("about -" in ln for ln in finished_lines)
     assert f"results in {d}/:" in text and "index.html" in text and "params.png" in text
