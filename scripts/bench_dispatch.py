@@ -132,7 +132,7 @@ def pool_rows(n_trials: int, workers: int, reps: int, open_pool) -> dict[str, li
 
 def local_rows(n_trials: int, workers: int, reps: int) -> dict[str, list[float]]:
     from tests import _toy_tasks as tasks
-    from tunetorch.pool import Pool
+    from tunetorch.executors.local import Pool
 
     return pool_rows(
         n_trials,
@@ -323,7 +323,7 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
 
     from tunetorch import config
     from tunetorch.cli import conf_dir
-    from tunetorch.pool import Pool
+    from tunetorch.executors.local import Pool
     from tunetorch.search import Budget, run_search
     from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
@@ -443,7 +443,7 @@ def utilisation(args) -> list[str]:
 
 # --- the report -----------------------------------------------------------------------------
 def cpu_name() -> str:
-    from tunetorch.pool import device_name
+    from tunetorch.executors.local import device_name
 
     return device_name("cpu").removeprefix("CPU: ")
 

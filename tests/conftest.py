@@ -45,3 +45,14 @@ def run_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeo
         text=True,
         timeout=timeout,
     )
+
+
+def held_seconds(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one (start, end) span: the time a device was held."""
+    total, end = 0.0, None
+    for a, b in sorted(spans):
+        if end is None or a > end:
+            total, end = total + b - a, b
+        elif b > end:
+            total, end = total + b - end, b
+    return total

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests import _toy_tasks
-from tests.conftest import ROOT, SHRINK
+from tests.conftest import ROOT, SHRINK, held_seconds
 from tunetorch import Journal, SearchSpace, Study, TrialState, UsageError
-from tunetorch.pool import Pool, slot_devices
+from tunetorch.executors.local import Pool, slot_devices
 from tunetorch.search import Budget, run_search
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
@@ -261,7 +261,7 @@ def test_two_trials_at_once_on_one_device_are_charged_the_time_it_was_held_not_t
     shared = [t for t in study.trials if t.device == "fake:0"]
     alone = [t for t in study.trials if t.device == "fake:1"]
     assert len(shared) == 2 and len(alone) == 1
-    held = _union([(results[t.number]["start"], results[t.number]["end"]) for t in shared])
+    held = held_seconds([(results[t.number]["start"], results[t.number]["end"]) for t in shared])
     charged = sum(t.device_seconds for t in shared)
     assert held <= charged <= held + 0.02, (charged, held)
     # they overlapped for at least the 0.3 s after the rendezvous: raw wall times count that
@@ -270,16 +270,6 @@ def test_two_trials_at_once_on_one_device_are_charged_the_time_it_was_held_not_t
     assert all(t.device_seconds <= t.wall_seconds - 0.14 for t in shared)
     assert alone[0].device_seconds == pytest.approx(alone[0].wall_seconds)  # nobody to share with
     assert all(t.node == socket.gethostname() for t in study.trials)
-
-
-def _union(spans: list[tuple[float, float]]) -> float:
-    total, end = 0.0, None
-    for a, b in sorted(spans):
-        if end is None or a > end:
-            total, end = total + b - a, b
-        elif b > end:
-            total, end = total + b - end, b
-    return total
 
 
 def _journal_states(path) -> list[str]:

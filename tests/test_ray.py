@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import held_seconds
 from tunetorch import SearchSpace, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,7 +312,7 @@ class TestTwoNodeCluster:
                 (out["results"][str(t["number"])]["start"], out["results"][str(t["number"])]["end"])
                 for t in trials
             )
-            held = _union(spans)
+            held = held_seconds(spans)
             charged = sum(t["device_seconds"] for t in trials)
             walls = sum(t["wall_seconds"] for t in trials)
             assert held - 0.01 <= charged <= held + 0.02 * len(trials) + 0.05, (charged, held)
@@ -338,16 +339,6 @@ def test_a_node_removed_mid_trial_requeues_its_trial_and_the_study_completes():
     assert [e for n, e in out["epochs"] if n == victim] == [0, *range(EPOCHS)]
     assert [n for n, _ in out["died"]] == [victim]
     assert out["died"][0][1].startswith(f"Ray actor on node {out['doomed'][:12]}")
-
-
-def _union(spans: list[tuple[float, float]]) -> float:
-    total, end = 0.0, None
-    for a, b in sorted(spans):
-        if end is None or a > end:
-            total, end = total + b - a, b
-        elif b > end:
-            total, end = total + b - end, b
-    return total
 
 
 # --- errors that need no cluster -------------------------------------------------------------

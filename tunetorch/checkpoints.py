@@ -33,21 +33,36 @@ def save_trial_weights(folder: Path, number: int, state_dict: dict[str, Any]) ->
     os.replace(tmp, path)
 
 
+def best_marker(study_dir: Path) -> int | None:
+    """The trial best.pt holds, as best.trial says (None when missing or unreadable)."""
+    try:
+        text = (Path(study_dir) / BEST_MARKER).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def install_best(study_dir: Path, number: int) -> None:
+    """best.pt := trial `number`'s checkpoint, then best.trial := number; each step atomic, so
+    a crash in between leaves a marker that disagrees, which the next call repairs."""
+    study_dir = Path(study_dir)
+    best_path, marker = study_dir / BEST, study_dir / BEST_MARKER
+    tmp = best_path.with_suffix(".pt.tmp")
+    shutil.copyfile(trial_path(study_dir / "checkpoints", number), tmp)
+    os.replace(tmp, best_path)
+    marker_tmp = marker.with_suffix(".trial.tmp")
+    marker_tmp.write_text(f"{number}\n")
+    os.replace(marker_tmp, marker)
+
+
 def keep_best(study_dir: Path, best_number: int | None, running: set[int]) -> None:
     """best.pt := the best trial's weights; drop every other finished trial's file."""
     if best_number is None:
         return
     folder = Path(study_dir) / "checkpoints"
-    best_path, marker = Path(study_dir) / BEST, Path(study_dir) / BEST_MARKER
-    source = trial_path(folder, best_number)
-    current = best_path.exists() and marker.exists() and marker.read_text().strip() == str(best_number)
-    if source.exists() and not current:
-        tmp = best_path.with_suffix(".pt.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, best_path)
-        marker_tmp = marker.with_suffix(".trial.tmp")
-        marker_tmp.write_text(f"{best_number}\n")
-        os.replace(marker_tmp, marker)
+    current = (Path(study_dir) / BEST).exists() and best_marker(study_dir) == best_number
+    if trial_path(folder, best_number).exists() and not current:
+        install_best(study_dir, best_number)
     for f in folder.glob("trial_*.pt"):
         n = int(f.stem.split("_")[1])
         if n != best_number and n not in running:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tunetorch.errors import EnvironmentFault, UsageError
+from tunetorch.errors import EnvironmentFault, UsageError, did_you_mean
 
 USAGE = (
     "usage: python -m tunetorch.{name} [--config-dir DIR] [--cfg] [key=value | group=option | +key=value ...]"
@@ -204,13 +204,10 @@ def _omegaconf_error(e: Any) -> str:
 
 def _suggest(key: str) -> str:
     """' (did you mean trainer.epochs?)' for a mistyped key of tunetorch's own config."""
-    import difflib
-
     from omegaconf import OmegaConf
 
     known = _leaf_keys(OmegaConf.to_container(OmegaConf.load(conf_dir() / "tune.yaml")))
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return did_you_mean(key, known, cutoff=0.7)
 
 
 def _leaf_keys(node: Any, prefix: str = "") -> list[str]:

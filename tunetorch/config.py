@@ -11,13 +11,12 @@ classes. The cheap checks come first, before torch is imported.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch.errors import UsageError, nearest
 
 DEFAULT_STRATEGY = "random"
 DEFAULT_SCHEDULER = "none"
@@ -186,11 +185,9 @@ def _known_keys(cfg: Any, conf: Path, extra_sections: tuple[str, ...]) -> None:
 
 
 def _nearest(word: str, options: Any, prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    close = nearest(word, options)
     return (
-        f"; did you mean {prefix}{close[0]}?"
-        if close
-        else f"; known: {', '.join(prefix + o for o in options)}"
+        f"; did you mean {prefix}{close}?" if close else f"; known: {', '.join(prefix + o for o in options)}"
     )
 
 

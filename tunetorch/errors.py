@@ -20,3 +20,17 @@ class EnvironmentFault(Exception):
     the input: the entry points print its one line and exit with status 1."""
 
     exit_code = 1
+
+
+def nearest(word: str, options, cutoff: float = 0.6) -> str | None:
+    """The known name closest to a mistyped one, or None: the one rule behind every "did you mean"."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, options, prefix: str = "", cutoff: float = 0.6) -> str:
+    """' (did you mean PREFIX+closest?)', or '' when nothing is close."""
+    close = nearest(word, options, cutoff)
+    return f" (did you mean {prefix}{close}?)" if close else ""

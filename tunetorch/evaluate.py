@@ -23,7 +23,6 @@ spent.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sqlite3
 import sys
@@ -119,11 +118,11 @@ def evaluation_is_stale(journal: Journal) -> bool:
 def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:
     """best.pt, checked to hold trial `number`'s weights (restored from its checkpoint where
     it does not) -> (path, sha256, a note when restored). UsageError when it cannot be."""
-    from tunetorch.checkpoints import BEST, BEST_MARKER, trial_path
+    from tunetorch.checkpoints import BEST, best_marker, install_best, trial_path
 
-    best_pt, marker = study_dir / BEST, study_dir / BEST_MARKER
+    best_pt = study_dir / BEST
     checkpoint = trial_path(study_dir / "checkpoints", number)
-    marked = _read_marker(marker)
+    marked = best_marker(study_dir)
     if checkpoint.is_file():
         wanted = file_sha256(checkpoint)
         have = file_sha256(best_pt) if best_pt.is_file() else None
@@ -138,12 +137,7 @@ def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:
             if marked != number
             else "differed from the trial's checkpoint"
         )
-        # The order of the tuner's own copy (tunetorch.checkpoints.keep_best): weights, then the
-        # marker, each atomically; a crash in between is repaired by the next call.
-        for path, data in ((best_pt, checkpoint.read_bytes()), (marker, f"{number}\n".encode())):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+        install_best(study_dir, number)  # the tuner's own copy: weights, then the marker
         return best_pt, wanted, f"best.pt {what}; restored the best trial {number}'s from {checkpoint}"
     if not best_pt.is_file():
         raise UsageError(
@@ -165,14 +159,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _read_marker(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def _check_loadable(path: Path) -> None:

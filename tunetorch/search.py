@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunetorch.errors import SpaceExhausted
+from tunetorch.executors.local import Event, Pool
 from tunetorch.history import consecutive_failures, device_minutes
-from tunetorch.pool import Event, Pool
 from tunetorch.study import Study
 from tunetorch.trial import Trial, TrialState
 
@@ -102,18 +102,17 @@ def run_search(
                 except SpaceExhausted as e:
                     exhausted, reason = True, str(e)
                     break
-            if not pool.in_flight():
+            if pool.in_flight():
+                last_progress = time.monotonic()
+            else:
                 # Trials to retry while every slot's worker is being replaced (a lost Ray node):
                 # wait for a replacement, but not for ever.
-                starting = getattr(pool, "pending_slots", lambda: 0)()
-                if not (rerun and starting and time.monotonic() - last_progress < REPLACEMENT_WAIT_SECONDS):
-                    if rerun and starting:
-                        raise _Stop(
-                            f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials"
-                        )
+                if not (rerun and getattr(pool, "pending_slots", lambda: 0)()):
                     break
-            else:
-                last_progress = time.monotonic()
+                if time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
+                    raise _Stop(
+                        f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials"
+                    )
             event = pool.next_event(timeout=0.5)
             if event is None:
                 continue
@@ -142,7 +141,7 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
-    trial = next((t for t in study.trials if t.number == event.number), None)
+    trial = study.trial(event.number)
     if event.kind == "epoch":
         # The study records the epoch (the journal's one writer) and its scheduler decides; the
         # worker waits for the answer when the pool decides, so every epoch gets one.

@@ -164,6 +164,10 @@ class Study:
         """Record a changed trial as it is (the tuner marks re-runs and interruptions)."""
         self._record(trial)
 
+    def trial(self, number: int | None) -> Trial | None:
+        """Trial `number`, or None when the study has no such trial."""
+        return self._trials.get(number)
+
     @property
     def trials(self) -> list[Trial]:
         return [self._trials[n] for n in sorted(self._trials)]

@@ -17,13 +17,12 @@ group is an argument its constructor accepts, and every searched path is a key o
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch.errors import UsageError, did_you_mean
 
 # The config groups whose options are code, built by `_target_`.
 PLUGGABLE = ("model", "dataset", "optimizer", "lr_scheduler", "loss")
@@ -142,7 +141,7 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
             if key not in accepted:
                 raise UsageError(
                     f"{group}.{key}: {node['_target_']} takes no argument {key!r}"
-                    f"{_did_you_mean(key, allowed)}; it takes {', '.join(allowed) or 'nothing'}"
+                    f"{did_you_mean(key, allowed)}; it takes {', '.join(allowed) or 'nothing'}"
                 )
     for path in searched:
         root, _, rest = path.partition(".")
@@ -155,7 +154,7 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
                 allowed = sorted((accepted or set(node or ())) - set(SUPPLIED[root]) - set(_HYDRA_KEYS))
                 raise UsageError(
                     f"space.{path}: {path} is not in the composed config"
-                    f"{_did_you_mean(rest, allowed, prefix=root + '.')}; "
+                    f"{did_you_mean(rest, allowed, prefix=root + '.')}; "
                     f"set it in the {root} config (e.g. +{path}=VALUE) or search one of: "
                     + ", ".join(f"{root}.{a}" for a in allowed)
                 )
@@ -186,7 +185,7 @@ def _target(node: Any, group: str) -> Callable:
         names = [n for n in dir(module) if not n.startswith("_")]
         raise UsageError(
             f"{group}._target_: {path!r} cannot be imported (module {module_name} has no {attr!r})"
-            f"{_did_you_mean(attr, names, prefix=module_name + '.')}"
+            f"{did_you_mean(attr, names, prefix=module_name + '.')}"
         )
     return fn
 
@@ -204,11 +203,6 @@ def _accepted(fn: Callable) -> set[str] | None:
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
             names.add(p.name)
     return names
-
-
-def _did_you_mean(word: str, options: Iterable[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def _one_line(e: BaseException) -> str:
