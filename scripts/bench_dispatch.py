@@ -21,8 +21,10 @@
 2. Utilisation: real training trials (tunetorch.training.objective.setup_training / run_training, the
    config composed from tunetorch/conf like `python -m tunetorch.tune` does). With CUDA:
    an MLP on MNIST with trials_per_device 1, 2, 4, 8 on one GPU. Always: the MLP on digits
-   with 1 and 2 CPU workers. Timing starts once every worker is ready (data loaded), so
-   worker start and data loading are excluded.
+   with 1 and 2 CPU workers on the local pool and, with `ray` in `--backends`, the same study
+   on the Ray backend (a two-node cluster on this machine in a network namespace of its own,
+   one CPU slot per node; its own child run, its own cluster). Timing starts once every worker
+   is ready (data loaded), so worker start and data loading are excluded.
 
 The tables are printed as markdown; `--out` also writes them with the machine and command.
 Top-level imports are the standard library only: spawned workers re-import this file.
@@ -146,20 +148,30 @@ def _tune_trainable(config: dict) -> dict:
     return {"score": config["x"]}  # the same trivial objective: returns at once
 
 
-def inside_namespace(args) -> dict:
-    """The Ray rows, run inside the network namespace: a head and one added node, one CPU
-    each; the Ray backend with `workers` CPU slots, then Ray Tune on the same cluster."""
-    import ray
+def two_node_cluster(num_cpus: int):
+    """A head and one added node on 127.0.0.1, `num_cpus` each; and the seconds it took."""
     from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": num_cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args=node)
+    cluster.add_node(**node)
+    return cluster, time.perf_counter() - t0
+
+
+def inside_namespace(args) -> dict:
+    """The Ray rows, run inside the network namespace: a head and one added node. Overhead:
+    `workers // 2` CPUs each; the Ray backend with `workers` CPU slots, then Ray Tune on the
+    same cluster. Utilisation: one CPU each, so 2 slots are one per node."""
+    import ray
 
     from tests import _toy_tasks as tasks
     from tunetorch.executors.ray import RayPool
 
-    node = {"num_cpus": max(1, args.workers // 2), "node_ip_address": "127.0.0.1", "include_dashboard": False}
-    t0 = time.perf_counter()
-    cluster = Cluster(initialize_head=True, head_node_args=node)
-    cluster.add_node(**node)
-    out: dict = {"cluster_start": time.perf_counter() - t0}
+    if args.ray_part == "utilisation":
+        return ray_utilisation(args)
+    cluster, started = two_node_cluster(max(1, args.workers // 2))
+    out: dict = {"cluster_start": started}
     try:
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
 
@@ -204,8 +216,9 @@ def tune_rows(args) -> dict[str, list[float]] | str:
     return rows
 
 
-def ray_in_namespace(args) -> dict | str:
-    """Run this script's Ray part in a network namespace of its own; its rows, or why not."""
+def ray_in_namespace(args, part: str = "overhead") -> dict | str:
+    """Run this script's Ray `part` (overhead, utilisation) in a network namespace of its own;
+    its rows, or why not."""
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
@@ -221,6 +234,8 @@ def ray_in_namespace(args) -> dict | str:
             str(out),
             *("--trials", str(args.trials), "--workers", str(args.workers), "--reps", str(args.reps)),
             *("--tune-reps", str(args.tune_reps), "--backends", ",".join(args.backends)),
+            *("--cpu-trials", str(args.cpu_trials), "--cpu-epochs", str(args.cpu_epochs)),
+            *("--data-root", str(args.data_root), "--ray-part", part),
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0"}
         script = "ip link set lo up && exec " + shlex.join(argv)
@@ -315,15 +330,23 @@ def _union(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
-    """n_trials real training trials on `devices`; times from the moment every worker is ready."""
+def local_pool(devices: list[str]):
+    """open_pool for utilisation_run: the local process pool over `devices`."""
+    from tunetorch.executors.local import Pool
+
+    return lambda setup, task: Pool(devices, setup=setup, task=task)
+
+
+def utilisation_run(cfg, open_pool, n_trials: int, tmp: Path) -> dict:
+    """n_trials real training trials on the executor `open_pool(setup, task)` makes; times from
+    the moment every worker is ready. A device is a slot's (node, device): the CPU of one
+    machine under the local pool, each node's CPU under Ray (as the device ledger books them)."""
     import functools
 
     from omegaconf import OmegaConf
 
     from tunetorch import config
     from tunetorch.cli import conf_dir
-    from tunetorch.executors.local import Pool
     from tunetorch.search import Budget, run_search
     from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
@@ -337,14 +360,15 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
         setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
     )
     t0 = time.perf_counter()
-    with Pool(devices, setup=setup, task=run_training) as pool:
+    with open_pool(setup, run_training) as pool:
         probe = Probe(pool, t0)
         # Start the clock once every worker has its data on its device: warm-up excluded.
-        while probe.all_ready(len(devices)) is None:
+        while probe.all_ready(len(pool.slots)) is None:
             event = pool.next_event(timeout=1.0)
-            if event is not None and event.kind == "setup_failed":
-                raise RuntimeError(event.payload)
-        ready = probe.all_ready(len(devices))
+            if event is not None and event.kind in ("setup_failed", "died"):
+                raise RuntimeError(f"{event.kind}: {event.payload}")
+        ready = probe.all_ready(len(pool.slots))
+        devices = [(getattr(s, "node", None), s.device) for s in pool.slots]
         study = Study(space, strategy="random", seed=0, metric=str(cfg.study.metric))
         outcome = run_search(study, pool, Budget(n_trials=n_trials))
         end = time.perf_counter()
@@ -369,7 +393,9 @@ def utilisation_run(cfg, devices: list[str], n_trials: int, tmp: Path) -> dict:
     }
 
 
-def utilisation_table(title: str, unit: str, label: str, runs: list[tuple[int, dict]]) -> str:
+def utilisation_table(
+    title: str, unit: str, label: str, runs: list[tuple[int | str, dict]], notes: list[str] = ()
+) -> str:
     lines = [
         f"### {title}",
         "",
@@ -394,6 +420,7 @@ def utilisation_table(title: str, unit: str, label: str, runs: list[tuple[int, d
         "matches device busy when the charging is right. The max device seconds is mostly a worker's "
         "first trial (cold caches); workers warm up AdamW "
         "(its torch._dynamo import) while setting up, so that is no longer charged to a trial.",
+        *(f"\n{n}" for n in notes),
     ]
     return "\n".join(lines)
 
@@ -408,7 +435,7 @@ def utilisation(args) -> list[str]:
             cfg = compose_config("mnist", args.data_root, args.gpu_epochs, tmp)
             runs = []
             for k in (1, 2, 4, 8):
-                runs.append((k, utilisation_run(cfg, ["cuda:0"] * k, args.gpu_trials, tmp)))
+                runs.append((k, utilisation_run(cfg, local_pool(["cuda:0"] * k), args.gpu_trials, tmp)))
                 print(f"  cuda:0 x {k}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
             gpu = ", ".join(runs[0][1]["names"])
             out.append(
@@ -427,18 +454,63 @@ def utilisation(args) -> list[str]:
         cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
         runs = []
         for w in (1, 2):
-            runs.append((w, utilisation_run(cfg, ["cpu"] * w, args.cpu_trials, tmp)))
-            print(f"  cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
-        out.append(
-            utilisation_table(
-                f"Utilisation on the CPU ({cpu_name()}, {os.cpu_count()} cores): MLP on digits, "
-                f"{args.cpu_epochs} epochs, {args.cpu_trials} trials",
-                "CPU-device",
-                "workers",
-                runs,
+            runs.append(
+                (f"{w} (local pool)", utilisation_run(cfg, local_pool(["cpu"] * w), args.cpu_trials, tmp))
             )
+            print(f"  cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
+    notes = []
+    if "ray" in args.backends:
+        ray_part = ray_in_namespace(args, "utilisation")
+        if isinstance(ray_part, str):
+            notes.append(f"Ray rows {ray_part}")
+        else:
+            runs += [(f"{w} (Ray backend, {w} node(s))", r) for w, r in ray_part["runs"]]
+            notes.append(
+                "Ray rows: the same study on the Ray backend, a head and one added node on this machine "
+                "(one CPU each, so one slot per node; cluster start excluded, "
+                f"{ray_part['cluster_start']:.1f} s). Each node is a device there, as the device "
+                "ledger books time per (Ray node, device): the 2-worker row counts 2 CPU devices "
+                "though both nodes share this machine's cores, so its trials per device-hour are "
+                "per node; compare the backends on wall (s)."
+            )
+    out.append(
+        utilisation_table(
+            f"Utilisation on the CPU ({cpu_name()}, {os.cpu_count()} cores): MLP on digits, "
+            f"{args.cpu_epochs} epochs, {args.cpu_trials} trials",
+            "CPU-device",
+            "workers (backend)",
+            runs,
+            notes,
         )
+    )
     return out
+
+
+def ray_utilisation(args) -> dict:
+    """The CPU utilisation study on the Ray backend, inside the namespace: 1 and 2 workers
+    over a head and one added node of one CPU each (2 workers: one slot per node)."""
+    import ray
+
+    from tunetorch.executors.ray import RayPool
+
+    cluster, started = two_node_cluster(1)
+    runs = []
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
+            for w in (1, 2):
+
+                def open_ray(setup, task, w=w):
+                    return RayPool.connect("cpu", w, 1, setup, task, address=cluster.address)
+
+                runs.append((w, utilisation_run(cfg, open_ray, args.cpu_trials, tmp)))
+                print(f"  ray cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return {"cluster_start": started, "runs": runs}
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -477,6 +549,7 @@ def main() -> int:
     )
     ap.add_argument("--tune-reps", type=int, default=1, help="repetitions of the Ray Tune run")
     ap.add_argument("--inside-namespace", type=Path, help=argparse.SUPPRESS)  # the Ray part's child run
+    ap.add_argument("--ray-part", default="overhead", help=argparse.SUPPRESS)  # which Ray part it runs
     ap.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     ap.add_argument("--note", default="", help="a sentence about the machine for --out")
     args = ap.parse_args()

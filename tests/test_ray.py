@@ -8,12 +8,15 @@ folder of the test's own. The cluster is torn down by `Cluster.shutdown()`, noth
 
 The task is a real, tiny torch training (a linear classifier on a fixed synthetic set);
 actors on logical GPUs train on the CPU, as they do when CUDA_VISIBLE_DEVICES names no
-real device. Run a scenario by hand: `python -m tests.test_ray SCENARIO OUT.json` inside
+real device. The driver-kill scenario runs the real `python -m tunetorch.tune ... tuner.backend=ray`
+(MLP on digits) as the driver instead, SIGKILLs it and runs it again on the same study.dir.
+Run a scenario by hand: `python -m tests.test_ray SCENARIO OUT.json` inside
 `unshare -n`.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -94,10 +97,10 @@ def train(state: dict, number: int, params: dict, emit) -> dict:
 
 
 # --- scenarios (run inside the namespace) ----------------------------------------------------
-def _cluster(head_gpus: int, node_gpus: int):
+def _cluster(head_gpus: int, node_gpus: int, num_cpus: int = 2):
     from ray.cluster_utils import Cluster
 
-    args = {"num_cpus": 2, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    args = {"num_cpus": num_cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args={**args, "num_gpus": head_gpus})
     node = cluster.add_node(**args, num_gpus=node_gpus)
     return cluster, node
@@ -240,6 +243,106 @@ def scenario_node_dies(out: dict, tmp: Path) -> None:
         cluster.shutdown()
 
 
+# The driver-kill scenario: the real command, two CPU slots (one per node of 1 CPU each, so an
+# actor the killed driver left behind would hold a node's only CPU and stall the resumed run).
+KILL_TRIALS, KILL_EPOCHS = 8, 25  # about half a second a trial here: the kill lands mid-study
+KILL_TUNE = [
+    "dataset=digits",
+    "model=mlp",
+    f"trainer.epochs={KILL_EPOCHS}",
+    f"budget.n_trials={KILL_TRIALS}",
+    "tuner.devices=cpu",
+    "tuner.workers=2",
+    "tuner.backend=ray",
+]
+
+
+def _journal(study_dir: Path) -> tuple[dict, dict]:
+    """The journal as it is on disk, read-only: trials by number, epoch rows by (trial, epoch)."""
+    import sqlite3
+
+    path = study_dir / "journal.sqlite"
+    if not path.exists():
+        return {}, {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            cols = "number, state, score, params, attempts, node, device_seconds, wall_seconds, epochs"
+            trials = {r[0]: list(r) for r in db.execute(f"SELECT {cols} FROM trials ORDER BY number")}
+            rows = db.execute("SELECT trial, epoch, metrics FROM epochs ORDER BY trial, epoch").fetchall()
+            return trials, {f"{t}:{e}": m for t, e, m in rows}
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # the tuner is creating it
+        return {}, {}
+
+
+def _slot_actors() -> list[int]:
+    """PIDs of the SlotActor processes under this process (the raylets of the test's own
+    cluster are its children): the actors of whichever driver is using the cluster."""
+    parent, title = {}, {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+                title[int(proc.name)] = (
+                    (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                )
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parent[int(proc.name)] = int(fields[1])
+
+    def ours(pid: int) -> bool:
+        while pid in parent:
+            pid = parent[pid]
+            if pid == os.getpid():
+                return True
+        return False
+
+    return sorted(p for p, t in title.items() if p in parent and t.startswith("ray::SlotActor") and ours(p))
+
+
+def scenario_driver_killed(out: dict, tmp: Path) -> None:
+    """`python -m tunetorch.tune ... tuner.backend=ray` against the cluster, SIGKILLed once two
+    trials are complete, then the same command again on the same study.dir, at once."""
+    from tunetorch import Journal
+
+    cluster, node = _cluster(0, 0, num_cpus=1)
+    try:
+        out["nodes"] = [cluster.head_node.node_id, node.node_id]
+        study = tmp / "study"
+        argv = [sys.executable, "-m", "tunetorch.tune", *KILL_TUNE, f"tuner.ray.address={cluster.address}"]
+        argv.append(f"study.dir={study}")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("HYDRA_FULL_ERROR", None)
+        with open(tmp / "first.log", "w") as log:
+            first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None:
+            if sum(t[1] == "COMPLETE" for t in _journal(study)[0].values()) >= 2:
+                break
+            time.sleep(0.05)
+        out["killed_actors"] = _slot_actors()
+        first.kill()  # SIGKILL: no finally, no atexit, no ray.shutdown() in the driver
+        out["first_exit"] = first.wait()
+        out["first_log"] = (tmp / "first.log").read_text()[-3000:]
+        out["before"] = _journal(study)
+        second = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+        out["second_exit"], out["second_stdout"] = second.returncode, second.stdout
+        out["second_stderr"] = second.stderr[-3000:]
+        out["after"] = _journal(study)
+        out["actors_left"] = _slot_actors()  # of either driver: the resumed one closed its pool
+        journal = Journal(study / "journal.sqlite")
+        out["evaluations"] = journal.evaluations()
+        journal.close()
+        with open(study / "trials.csv", newline="") as f:
+            out["csv"] = list(csv.DictReader(f))
+    finally:
+        cluster.shutdown()
+
+
 def run_scenario(name: str, timeout: float = 100) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="ttray-", dir="/tmp"))  # short: Ray's socket paths live in it
     out = tmp / "out.json"
@@ -341,6 +444,49 @@ def test_a_node_removed_mid_trial_requeues_its_trial_and_the_study_completes():
     assert out["died"][0][1].startswith(f"Ray actor on node {out['doomed'][:12]}")
 
 
+@needs_cluster
+def test_a_driver_killed_with_sigkill_resumes_on_the_same_cluster_as_with_the_local_pool():
+    """The real command, SIGKILLed after two trials completed, run again on the same study.dir
+    at once: what was complete is kept as it was (not re-run), the interrupted trials run
+    again with their params, the study ends with its 8 trials and one test evaluation, and
+    the killed driver's actors (on 1-CPU nodes: they would hold every CPU) are gone."""
+    out = run_scenario("driver_killed", timeout=200)
+    assert out["first_exit"] == -signal.SIGKILL, out["first_log"]
+    assert len(out["killed_actors"]) == 2  # both slots were placed when the driver died
+    before, before_epochs = out["before"]
+    after, after_epochs = out["after"]
+    kept = {n: t for n, t in before.items() if t[1] == "COMPLETE"}
+    assert 2 <= len(kept) < KILL_TRIALS, before  # killed mid-study
+    assert out["second_exit"] == 0, out["second_stderr"]
+    assert out["second_stdout"].startswith("resuming "), out["second_stdout"]
+    assert f"{len(kept)} finished trials kept" in out["second_stdout"], out["second_stdout"]
+    # the study finished with the asked number of trials, each once
+    assert sorted(int(n) for n in after) == list(range(KILL_TRIALS))
+    assert all(t[1] == "COMPLETE" for t in after.values()), after
+    assert len(out["csv"]) == KILL_TRIALS
+    # complete before the kill: untouched, row for row (wall seconds too: a re-run would change them)
+    for n, t in kept.items():
+        assert after[n] == t, (n, t, after[n])
+        rows = {k: v for k, v in before_epochs.items() if k.split(":")[0] == n}
+        assert rows and all(after_epochs[k] == v for k, v in rows.items())
+    # the interrupted ones ran again with the params they had
+    for n, t in before.items():
+        assert after[n][3] == t[3]
+        if n not in kept:
+            assert after[n][4] == t[4] + 1  # attempts: the killed one, then the resumed one
+    # each (trial, epoch) once: every trial's epochs are exactly 0 .. epochs-1
+    per_trial = Counter(k.split(":")[0] for k in after_epochs)
+    for n, t in after.items():
+        assert sorted(int(k.split(":")[1]) for k in after_epochs if k.split(":")[0] == n) == list(range(t[8]))
+        assert per_trial[n] == t[8] == KILL_EPOCHS
+    # the final test evaluation ran once, after the resume
+    assert [e["status"] for e in out["evaluations"]] == ["completed"]
+    assert out["second_stdout"].count("evaluated once") == 1 and "evaluated once" not in out["first_log"]
+    # the resumed run had both slots: the new trials ran on both 1-CPU nodes
+    assert {after[n][5] for n in after if n not in kept} == set(out["nodes"])
+    assert out["actors_left"] == []  # the killed driver's actors too: Ray ended them with their owner
+
+
 # --- errors that need no cluster -------------------------------------------------------------
 def test_a_bad_backend_is_one_line():
     from tunetorch.executors import open_executor
@@ -381,5 +527,10 @@ def test_gpus_asked_of_a_cluster_without_any_is_one_line():
 if __name__ == "__main__":
     result: dict = {}
     out_path = Path(sys.argv[2])
-    {"two_nodes": scenario_two_nodes, "node_dies": scenario_node_dies}[sys.argv[1]](result, out_path.parent)
+    scenarios = {
+        "two_nodes": scenario_two_nodes,
+        "node_dies": scenario_node_dies,
+        "driver_killed": scenario_driver_killed,
+    }
+    scenarios[sys.argv[1]](result, out_path.parent)
     out_path.write_text(json.dumps(result))
