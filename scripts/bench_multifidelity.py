@@ -196,6 +196,7 @@ def run_tunetorch(method: str, cfg, plan, data, device: str, seed: int, budget: 
     from tunetorch import Study
 
     strategy, _, scheduler = method.partition("+")
+    strategy, strategy_options = method_options(strategy)
     scheduler = scheduler or "none"
     epochs = int(cfg.trainer.epochs)
     options = (
@@ -210,6 +211,7 @@ def run_tunetorch(method: str, cfg, plan, data, device: str, seed: int, budget: 
         seed=seed,
         direction=direction,
         metric=metric,
+        **strategy_options,
     )
     run = Run(method, seed, 1.0 if direction == "maximize" else -1.0)
     start = time.perf_counter()
@@ -232,6 +234,31 @@ def run_tunetorch(method: str, cfg, plan, data, device: str, seed: int, budget: 
             run.full.append((curve, run.sign * result.score))
     run.wall_seconds = time.perf_counter() - start
     return run
+
+
+def method_options(strategy: str) -> tuple[str, dict[str, Any]]:
+    """ "bayes@fidelity=joint@random_fraction=0.33" -> ("bayes", {"fidelity": "joint", ...})."""
+    import yaml
+
+    name, *pairs = strategy.split("@")
+    return name, {k: yaml.safe_load(v) for k, _, v in (pair.partition("=") for pair in pairs)}
+
+
+def base_method(method: str) -> str:
+    """ "bayes@fidelity=joint+asha" -> "bayes+asha"."""
+    strategy, plus, scheduler = method.partition("+")
+    return strategy.split("@")[0] + plus + scheduler
+
+
+def run_job(job: tuple) -> Run:
+    """One method on one seed, in a process of its own (--jobs)."""
+    import torch
+
+    args, seed, method, device, budget = job
+    torch.set_num_threads(args.threads)
+    cfg, plan, data = setup(args, seed, device)
+    go = run_optuna if method.startswith("optuna") else run_tunetorch
+    return go(method, cfg, plan, data, device, seed, budget)
 
 
 # --- Optuna -----------------------------------------------------------------------------------------
@@ -451,10 +478,11 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto (cuda:0 when there is one) | cpu | cuda:N")
     p.add_argument("--scratch", default=str(ROOT / "runs" / "bench_multifidelity"), help="unused study.dir")
     p.add_argument("--out", type=Path, help="also write the markdown here")
+    p.add_argument("--jobs", type=int, default=1, help="(method, seed) runs at once, each in its own process")
     args = p.parse_args()
 
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if base_method(m) not in METHODS]
     if unknown:
         p.error(f"--methods: {', '.join(unknown)} not among {', '.join(METHODS)}")
     if any(m.startswith("optuna") for m in methods):
@@ -475,23 +503,38 @@ def main() -> None:
 
     t0 = time.perf_counter()
     runs: dict[str, list[Run]] = {m: [] for m in methods}
-    for seed in range(args.seeds):
-        cfg, plan, data = setup(args, seed, device)
-        for m in methods:
-            go = run_optuna if m.startswith("optuna") else run_tunetorch
-            run = go(m, cfg, plan, data, device, seed, budget)
-            runs[m].append(run)
-            print(
-                f"{args.dataset} {m} seed {seed}: best {fmt(run.sign * run.best)} after {run.epochs} epochs, "
-                f"{run.trials} trials ({run.pruned} pruned), {run.device_seconds / 60:.2f} device min, "
-                f"{run.search_seconds:.0f} search s",
-                file=sys.stderr,
-                flush=True,
-            )
-        if args.out and seed < args.seeds - 1:  # the seeds so far, in case a long run is cut short
-            args.out.write_text(
-                report_markdown(runs, args, device_name(device), budget, time.perf_counter() - t0)
-            )
+
+    def done(run: Run) -> None:
+        print(
+            f"{args.dataset} {run.method} seed {run.seed}: best {fmt(run.sign * run.best)} "
+            f"after {run.epochs} epochs, {run.trials} trials ({run.pruned} pruned), "
+            f"{run.device_seconds / 60:.2f} device min, "
+            f"{run.search_seconds:.0f} search s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if args.jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(args, seed, m, device, budget) for seed in range(args.seeds) for m in methods]
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            for run in ex.map(run_job, jobs):
+                done(run)
+                runs[run.method].append(run)
+    else:
+        for seed in range(args.seeds):
+            cfg, plan, data = setup(args, seed, device)
+            for m in methods:
+                go = run_optuna if m.startswith("optuna") else run_tunetorch
+                run = go(m, cfg, plan, data, device, seed, budget)
+                done(run)
+                runs[m].append(run)
+            if args.out and seed < args.seeds - 1:  # the seeds so far, in case a long run is cut short
+                args.out.write_text(
+                    report_markdown(runs, args, device_name(device), budget, time.perf_counter() - t0)
+                )
     text = report_markdown(runs, args, device_name(device), budget, time.perf_counter() - t0)
     print(text)
     if args.out:

@@ -244,7 +244,7 @@ def test_rebuilt_trials_from_json_continue_identically():
     assert s.suggest(10, reloaded) == make_strategy("bayes", space, seed=6).suggest(10, study.trials)
 
 
-# --- multi-fidelity: the GP on the highest epoch with dims + 1 observations (BOHB) -------------------
+# --- multi-fidelity, fidelity=highest: the GP on the highest epoch with dims + 1 observations (BOHB) --
 
 
 def _trial(number, state, score, x):
@@ -264,7 +264,7 @@ def test_gp_fits_the_highest_epoch_with_dims_plus_one_observations():
         trials.append(_trial(n, P, 0.1, x))
         curves[n] = {0: 0.1}
     space = SearchSpace.from_dict(SQUARE)  # 2 dims: 3 observations needed at an epoch
-    s = make_strategy("bayes", space, seed=0, n_startup=5)
+    s = make_strategy("bayes", space, seed=0, n_startup=5, fidelity="highest")
     s.suggest(7, trials, curves=curves)
     info = s.last_info
     # epochs 3..8 have only the two complete trials; epoch 2 (3 epochs trained) has five
@@ -307,8 +307,82 @@ def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
     for dx, dy in [(0, 0), (0.04, 0), (0, 0.04), (-0.04, 0), (0, -0.04)]:  # stopped at the optimum
         trials.append(Trial(len(trials), {"x": 0.3 + dx, "y": 0.7 + dy}, TrialState.PRUNED, score=-0.5))
         curves[len(trials) - 1] = {0: -0.5}
-    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5)
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5, fidelity="highest")
     out = s.suggest(len(trials), trials, curves=curves)
     assert s.last_info["n_pruned"] == 5 and s.last_info["fidelity_epochs"] == 2
     assert math.hypot(out["x"] - 0.3, out["y"] - 0.7) < 0.15  # at the worst they would push it to a corner
     assert s.last_info["std_model"] < 0.1  # left out of the model, it would be unsure there (about 0.2)
+
+
+# --- multi-fidelity, fidelity=joint (the default): one GP over (params, epochs trained) -------------
+
+
+def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity():
+    C, P = TrialState.COMPLETE, TrialState.PRUNED
+    trials = [_trial(0, C, 0.9, 0.1), _trial(1, C, 0.8, 0.2), _trial(2, P, 0.6, 0.3), _trial(3, P, 0.2, 0.4)]
+    curves = {
+        0: {e: 0.5 + 0.05 * e for e in range(9)},  # 9 epochs: rows at 1, 2, 4, 8 and 9 epochs trained
+        1: {e: 0.4 + 0.05 * e for e in range(9)},
+        2: {0: 0.4, 1: 0.6, 2: 0.5},  # 3 epochs: rows at 1, 2 and 3 (its last), each the best so far
+        3: {0: 0.2},
+    }
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4)
+    s.suggest(4, trials, curves=curves)
+    info = s.last_info
+    assert (info["phase"], info["n_observations"], info["fidelity_epochs"]) == ("gp", 5 + 5 + 3 + 1, 9)
+    assert info["best"] == 0.9 and "fidelity_length_scale" in info
+
+
+def test_joint_gp_learns_from_trials_stopped_early():
+    """Two full-length trials, both mediocre, and many stopped after one epoch: those that were
+    good at their one epoch sit near (0.3, 0.7). The joint model carries that to the longest
+    fidelity and proposes there; the BOHB rule (three observations needed at an epoch) models the
+    first epoch alone, where the same trials say the same - but fitted there, it has no link to
+    the full-length scores, so the check is on the joint model's proposal."""
+    C, P = TrialState.COMPLETE, TrialState.PRUNED
+    trials, curves = [], {}
+    for x, y in ((0.9, 0.1), (0.8, 0.9)):
+        p = {"x": x, "y": y}
+        trials.append(Trial(len(trials), p, C, score=quadratic(p)))
+        curves[len(trials) - 1] = {e: quadratic(p) * (1 - 0.5 ** (e + 1)) for e in range(8)}
+    rng = np.random.default_rng(0)
+    for x, y in rng.random((14, 2)):
+        p = {"x": float(x), "y": float(y)}
+        trials.append(Trial(len(trials), p, P, score=quadratic(p) * 0.5))
+        curves[len(trials) - 1] = {0: quadratic(p) * 0.5}
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5)
+    out = s.suggest(len(trials), trials, curves=curves)
+    assert s.last_info["fidelity_epochs"] == 8
+    assert math.hypot(out["x"] - 0.3, out["y"] - 0.7) < 0.2
+
+
+def test_random_fraction_proposes_that_share_at_random_by_seed():
+    def phases(seed):
+        study = Study(
+            SearchSpace.from_dict(SQUARE), strategy="bayes", seed=seed, n_startup=3, random_fraction=0.5
+        )
+        out = []
+        for _ in range(16):
+            t = study.ask()
+            study.tell(t, quadratic(t.params))
+            out.append(t.info.get("phase"))
+        return out
+
+    got = phases(0)
+    assert got[:3] == ["startup"] * 3
+    assert 3 <= got.count("random") <= 10 and got.count("gp") >= 3
+    assert phases(0) == got
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"fidelity": "lowest"}, "strategy.fidelity: 'lowest' is not one of highest, joint"),
+        ({"random_fraction": 1.0}, "strategy.random_fraction: 1.0 must be a number in [0, 1)"),
+        ({"random_fraction": "x"}, "strategy.random_fraction: 'x' must be a number in [0, 1)"),
+    ],
+)
+def test_bad_multi_fidelity_options_are_one_line(options, message):
+    with pytest.raises(UsageError) as e:
+        make_strategy("bayes", SearchSpace.from_dict(SQUARE), **options)
+    assert str(e.value) == message

@@ -265,7 +265,9 @@ class Driver:
         return self
 
 
-def make_study(scheduler="asha", strategy="random", journal=None, direction="maximize", seed=0):
+def make_study(
+    scheduler="asha", strategy="random", journal=None, direction="maximize", seed=0, **strategy_options
+):
     options = {} if scheduler in ("none", "median") else {"max_resource": EPOCHS}
     if scheduler == "median":
         options = {"n_startup_trials": 3}
@@ -278,6 +280,7 @@ def make_study(scheduler="asha", strategy="random", journal=None, direction="max
         journal=journal,
         direction=direction,
         metric="val_accuracy",
+        **strategy_options,
     )
 
 
@@ -377,11 +380,16 @@ def test_strategies_without_curves_run_under_a_scheduler_unchanged():
     assert [e for e in a.log if e[0] == "ask"] == [e for e in b.log if e[0] == "ask"]
 
 
-def test_bayes_with_asha_learns_from_partial_trials():
-    driver = Driver(18, workers=3).run(study := make_study("asha", "bayes"))
+@pytest.mark.parametrize("fidelity", ["joint", "highest"])
+def test_bayes_with_asha_learns_from_partial_trials(fidelity):
+    driver = Driver(18, workers=3).run(study := make_study("asha", "bayes", fidelity=fidelity))
     gp = [t for t in study.trials if t.info.get("phase") == "gp"]
     assert gp and all(t.info["fidelity_epochs"] in range(1, EPOCHS + 1) for t in gp)
-    assert any(t.info["n_pruned"] > 0 for t in gp) and any(t.info["n_pending"] > 0 for t in gp)
+    assert any(t.info["n_pending"] > 0 for t in gp)
+    if fidelity == "joint":  # every curve in one model: more observations than trials
+        assert any(t.info["n_observations"] > t.number for t in gp) and "fidelity_length_scale" in gp[-1].info
+    else:  # the trials stopped below the chosen fidelity are believed
+        assert any(t.info["n_pruned"] > 0 for t in gp)
     keys = {tuple(t.params.values()) for t in study.trials}
     assert len(keys) == len(study.trials)
     assert driver.epochs_trained < 0.6 * 18 * EPOCHS

@@ -10,14 +10,28 @@ Each suggestion is rebuilt from the history, the curves and the seed alone:
    standardised and Yeo-Johnson warped (`warp`), so that a long tail of bad trials does not
    flatten the model where the optimum is. What it is fitted to:
    - without curves (trials told without per-epoch reports): the completed trials' scores;
-   - with curves (multi-fidelity: `Study.report`, any scheduler), the BOHB rule (Falkner et
-     al. 2018, Section 4.1): the observations at the highest fidelity that has at least
-     dims + 1 of them, dims the number of searched dimensions. The fidelity is the epochs
-     trained, e + 1 for epoch e; a trial's observation at epoch e is the best value it
-     reported up to e (what its score would be, stopped there), and a completed trial counts
-     with its score at every epoch from its last on. Running trials count as soon as they
-     reach e. When no epoch has dims + 1 observations, epoch 0 (the most) is used.
-3. Condition it also on the pending trials (running or interrupted ones without an
+   - with curves and at least one trial stopped early by a scheduler (multi-fidelity),
+     `fidelity: joint` (the default): one GP over (params, z), z = log(epochs trained) /
+     log(the longest any trial trained), fitted on every non-failed trial's curve at 1, 2, 4,
+     8, ... epochs and its last epoch (each value the best so far), EI taken at z = 1, the
+     incumbent the best predicted value at z = 1 among the points tried (MOBSTER, Klein et al.
+     2020, pairs such a model with ASHA). A trial stopped after one epoch still informs the
+     model about its region at full length, through the correlation learnt across z. Running
+     trials are believed at z = 1, failed ones at the worst value there. Why not the BOHB rule
+     by default: under ASHA it drops most observations whenever a higher rung gets its dims + 1
+     values, and on docs/bench_multifidelity.md it needed twice the epochs;
+   - `fidelity: highest`, the BOHB rule (Falkner et al. 2018, Section 4.1): the observations at
+     the highest fidelity that has at least dims + 1 of them, dims the number of searched
+     dimensions. The fidelity is the epochs trained, e + 1 for epoch e; a trial's observation
+     at epoch e is the best value it reported up to e (what its score would be, stopped
+     there), and a completed trial counts with its score at every epoch from its last on.
+     Running trials count as soon as they reach e. When no epoch has dims + 1 observations,
+     epoch 0 (the most) is used.
+   Before a scheduler has stopped any trial (no scheduler, or none stopped yet), `joint` fits
+   as `highest` does: with every trial run to the end, that is the completed trials' scores.
+   `random_fraction` > 0 proposes that share of the suggestions after the start-up uniformly
+   at random instead (BOHB's 1/3), seeded by the trial number.
+3. (`highest`) Condition it also on the pending trials (running or interrupted ones without an
    observation at that fidelity) and on the pruned trials stopped below that fidelity at
    their predicted mean (kriging believer), so that parallel workers are sent elsewhere and
    not back to a stopped point; and on the failed ones at the worst observed score, so that
@@ -50,6 +64,7 @@ from tunetorch.trial import Trial, TrialState
 
 _MAX_ENUMERATE = 4096  # a discrete space up to this size is searched exhaustively
 _MAX_SWEEP = 64  # an int dimension with more values is swept over nearby values only
+_FIDELITIES = ("highest", "joint")
 
 
 class BayesSearch(Strategy):
@@ -63,6 +78,8 @@ class BayesSearch(Strategy):
         n_candidates: int = 2048,
         n_local: int = 10,
         warp: bool = True,
+        fidelity: str = "joint",
+        random_fraction: float = 0.0,
     ):
         super().__init__(space, seed)
         for key, value, low in (
@@ -74,10 +91,18 @@ class BayesSearch(Strategy):
                 raise UsageError(f"strategy.{key}: {value!r} must be a whole number >= {low}")
         if not isinstance(warp, bool):
             raise UsageError(f"strategy.warp: {warp!r} must be true or false")
+        if fidelity not in _FIDELITIES:
+            raise UsageError(f"strategy.fidelity: {fidelity!r} is not one of {', '.join(_FIDELITIES)}")
+        if isinstance(random_fraction, bool) or not isinstance(random_fraction, (int, float)):
+            raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
+        if not 0.0 <= float(random_fraction) < 1.0:
+            raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
         self.n_startup = max(5, 2 * len(space)) if n_startup is None else n_startup
         self.n_candidates = n_candidates
         self.n_local = n_local
         self.warp = warp
+        self.fidelity = fidelity
+        self.random_fraction = float(random_fraction)
         self._columns = _columns(space)
         self._float_idx = np.array([i for i, d in enumerate(space.dims) if isinstance(d, Float)], dtype=int)
         self._float_cols = np.array([self._columns[i][0] for i in self._float_idx], dtype=int)
@@ -102,6 +127,11 @@ class BayesSearch(Strategy):
             scored = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.score)]
         if len(scored) < self.n_startup:
             return self._startup(taken)
+        coin = np.random.default_rng([self.seed, number, 1]).random()
+        if coin < self.random_fraction:
+            return self._random(number, taken)
+        if curves and self.fidelity == "joint" and any(t.state == TrialState.PRUNED for t in trials):
+            return self._joint(number, trials, curves, taken)
         if curves:
             level, observed = self._fidelity(trials, curves)
         else:
@@ -145,6 +175,91 @@ class BayesSearch(Strategy):
             if len(obs) >= len(self.space) + 1:
                 return e, obs
         return levels[-1], observations(levels[-1])
+
+    def _random(self, number: int, taken: set) -> dict[str, Any]:
+        """A uniformly random untried point (BOHB's random fraction: keeps the model honest)."""
+        rng = np.random.default_rng([self.seed, number, 2])
+        for _ in range(1000):
+            params = self.space.from_unit(rng.random(len(self.space)))
+            if _key(params) not in taken:
+                self.last_info = {"phase": "random"}
+                return params
+        raise SpaceExhausted("bayes: no untried random point found")
+
+    def _joint(
+        self, number: int, trials: Sequence[Trial], curves: Mapping[int, Mapping[int, float]], taken: set
+    ) -> dict[str, Any]:
+        """`fidelity: joint`: one GP over (params, epochs trained), fitted on every trial's curve,
+        and EI at the longest fidelity seen (as MOBSTER, Klein et al. 2020, does with ASHA)."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([self.seed, number])
+        top = 1 + max((e for t in trials for e in (curves.get(t.number) or {})), default=0)
+
+        def z(epochs: int) -> float:  # the fidelity input: log epochs trained, 1 at the longest
+            return math.log(epochs) / math.log(top) if top > 1 else 1.0
+
+        rows, values, where = [], [], {}  # where: trial number -> its GP input (params only)
+        for t in trials:
+            if t.state == TrialState.FAIL:
+                continue
+            x = self._gp_input(self.space.to_unit(t.params))
+            own = curves.get(t.number) or {}
+            best, last = -math.inf, max(own, default=None)
+            for e in sorted(own):
+                best = max(best, own[e]) if _finite(own[e]) else best
+                # Epochs 1, 2, 4, 8, ... and the last: the curve's shape without a row per epoch.
+                if _finite(best) and (e == last or (e + 1) & e == 0):
+                    rows.append(np.append(x, z(e + 1)))
+                    values.append(best)
+                    where[t.number] = x
+            if not own and t.state == TrialState.COMPLETE and _finite(t.score):
+                rows.append(np.append(x, 1.0))  # told without a curve: counted at the longest
+                values.append(float(t.score))
+                where[t.number] = x
+        X, scores = np.stack(rows), np.array(values, dtype=float)
+        y, lam = _gp.standardise(scores), 1.0
+        if self.warp:
+            y, lam = _gp.warp_outputs(y)
+        params = _gp.fit_hyperparameters(X, y)
+        fit_seconds = time.perf_counter() - t0
+        post = _gp.Posterior(X, y, params)
+
+        pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        if pending or failed:
+            Xp = np.stack(
+                [np.append(self._gp_input(self.space.to_unit(t.params)), 1.0) for t in pending + failed]
+            )
+            believed = post.predict(Xp[: len(pending)])[0]
+            yp = np.concatenate([believed, np.full(len(failed), y.min())])
+            post = _gp.Posterior(np.vstack([X, Xp]), np.concatenate([y, yp]), params)
+        at_top = _AtFidelity(post, 1.0)
+        # The incumbent: the best predicted value at the longest fidelity among the points tried.
+        tried = np.stack([*where.values(), *(self._gp_input(self.space.to_unit(t.params)) for t in pending)])
+        predicted = at_top.predict(tried)[0]
+        best = float(predicted.max())
+        u, lei = self._maximise(at_top, best, tried, predicted, taken, rng)
+        mu, var = at_top.predict(self._gp_input(u)[None, :])
+        self.last_info = {
+            "phase": "gp",
+            "log_ei": float(lei),
+            "mean_model": float(mu[0]),
+            "std_model": float(math.sqrt(var[0])),
+            "best_model": best,
+            "best": float(scores.max()),
+            "length_scales": self._length_scales(params.ls[:-1]),
+            "fidelity_length_scale": float(params.ls[-1]),
+            "signal_var": float(params.s2),
+            "warp_lambda": lam,
+            "noise": float(params.noise),
+            "n_observations": len(values),
+            "fidelity_epochs": top,  # EI is taken at this many epochs trained
+            "n_pending": len(pending),
+            "n_failed": len(failed),
+            "gp_fit_seconds": float(fit_seconds),
+            "suggest_seconds": float(time.perf_counter() - t0),
+        }
+        return self.space.from_unit(u)
 
     # --- 1. initial design ---------------------------------------------------------------------
     def _startup(self, taken: set) -> dict[str, Any]:
@@ -348,6 +463,20 @@ class BayesSearch(Strategy):
             d.name: float(np.exp(np.log(ls[cols]).mean()))
             for d, cols in zip(self.space.dims, self._columns, strict=True)
         }
+
+
+class _AtFidelity:
+    """The joint GP seen at one fidelity: its inputs are the params' columns alone."""
+
+    def __init__(self, post: _gp.Posterior, z: float):
+        self.post, self.z = post, z
+
+    def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.post.predict(np.hstack([Xq, np.full((len(Xq), 1), self.z)]))
+
+    def predict_with_grad(self, x: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        mu, var, dmu, dvar = self.post.predict_with_grad(np.append(x, self.z))
+        return mu, var, dmu[:-1], dvar[:-1]
 
 
 def _columns(space: SearchSpace) -> list[list[int]]:
