@@ -217,25 +217,15 @@ class BayesSearch(Strategy):
                 values.append(float(t.score))
                 where[t.number] = x
         X, scores = np.stack(rows), np.array(values, dtype=float)
-        y, lam = _gp.standardise(scores), 1.0
-        if self.warp:
-            y, lam = _gp.warp_outputs(y)
-        params = _gp.fit_hyperparameters(X, y)
+        y, lam, params, post = self._fit(X, scores)
         fit_seconds = time.perf_counter() - t0
-        post = _gp.Posterior(X, y, params)
 
         pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
         failed = [t for t in trials if t.state == TrialState.FAIL]
-        if pending or failed:
-            Xp = np.stack(
-                [np.append(self._gp_input(self.space.to_unit(t.params)), 1.0) for t in pending + failed]
-            )
-            believed = post.predict(Xp[: len(pending)])[0]
-            yp = np.concatenate([believed, np.full(len(failed), y.min())])
-            post = _gp.Posterior(np.vstack([X, Xp]), np.concatenate([y, yp]), params)
+        post, _ = _condition(post, X, y, params, self._top_inputs(pending), self._top_inputs(failed))
         at_top = _AtFidelity(post, 1.0)
         # The incumbent: the best predicted value at the longest fidelity among the points tried.
-        tried = np.stack([*where.values(), *(self._gp_input(self.space.to_unit(t.params)) for t in pending)])
+        tried = np.vstack([np.stack(list(where.values())), self._inputs(pending)])
         predicted = at_top.predict(tried)[0]
         best = float(predicted.max())
         u, lei = self._maximise(at_top, best, tried, predicted, taken, rng)
@@ -294,24 +284,13 @@ class BayesSearch(Strategy):
         rng = np.random.default_rng([self.seed, number])
         X = np.stack([self._gp_input(self.space.to_unit(t.params)) for t, _ in observed])
         scores = np.array([v for _, v in observed], dtype=float)
-        y, lam = _gp.standardise(scores), 1.0
-        if self.warp:
-            y, lam = _gp.warp_outputs(y)
-
-        params = _gp.fit_hyperparameters(X, y)
+        y, lam, params, post = self._fit(X, scores)
         fit_seconds = time.perf_counter() - t0
-        post = _gp.Posterior(X, y, params)
 
-        believe = pending + pruned
-        best = float(y.max())
-        if believe or failed:
-            Xp = np.stack([self._gp_input(self.space.to_unit(t.params)) for t in believe + failed])
-            believed = post.predict(Xp[: len(believe)])[0]
-            yp = np.concatenate([believed, np.full(len(failed), y.min())])
-            post = _gp.Posterior(np.vstack([X, Xp]), np.concatenate([y, yp]), params)
-            # The believed values count towards the incumbent, or a pending point with a high
-            # predicted mean would keep EI = mean - best > 0 even at zero variance and be re-proposed.
-            best = max(best, float(believed.max(initial=-np.inf)))
+        post, believed = _condition(post, X, y, params, self._inputs(pending + pruned), self._inputs(failed))
+        # The believed values count towards the incumbent, or a pending point with a high
+        # predicted mean would keep EI = mean - best > 0 even at zero variance and be re-proposed.
+        best = max(float(y.max()), float(believed.max(initial=-np.inf)))
 
         u, lei = self._maximise(post, best, X, y, taken, rng)
         out = self.space.from_unit(u)
@@ -418,7 +397,25 @@ class BayesSearch(Strategy):
             u = U[int(np.argmax(s))]
         return u
 
+    def _fit(self, X: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float, Any, _gp.Posterior]:
+        """Standardise (and warp) the scores and fit the GP: (y, warp lambda, params, posterior)."""
+        y, lam = _gp.standardise(scores), 1.0
+        if self.warp:
+            y, lam = _gp.warp_outputs(y)
+        params = _gp.fit_hyperparameters(X, y)
+        return y, lam, params, _gp.Posterior(X, y, params)
+
     # --- encoding ------------------------------------------------------------------------------
+    def _inputs(self, trials: Sequence[Trial]) -> np.ndarray:
+        """The trials' GP inputs, (len(trials), D)."""
+        U = np.array([self.space.to_unit(t.params) for t in trials]).reshape(len(trials), len(self.space))
+        return self._gp_input_batch(U)
+
+    def _top_inputs(self, trials: Sequence[Trial]) -> np.ndarray:
+        """The trials' joint-GP inputs at the longest fidelity, (len(trials), D + 1)."""
+        X = self._inputs(trials)
+        return np.hstack([X, np.ones((len(X), 1))])
+
     def _round(self, U: np.ndarray) -> np.ndarray:
         """Snap the discrete coordinates to their cell centres: the point that will actually run."""
         U = U.copy()
@@ -463,6 +460,19 @@ class BayesSearch(Strategy):
             d.name: float(np.exp(np.log(ls[cols]).mean()))
             for d, cols in zip(self.space.dims, self._columns, strict=True)
         }
+
+
+def _condition(
+    post: _gp.Posterior, X: np.ndarray, y: np.ndarray, params: Any, believe: np.ndarray, failed: np.ndarray
+) -> tuple[_gp.Posterior, np.ndarray]:
+    """The GP also conditioned on the `believe` points at its predicted mean (kriging believer:
+    pending trials, so parallel workers go elsewhere) and the `failed` points at the worst value
+    (so the search moves away from what broke); and the believed values."""
+    if not len(believe) and not len(failed):
+        return post, np.empty(0)
+    believed = post.predict(believe)[0] if len(believe) else np.empty(0)
+    yp = np.concatenate([believed, np.full(len(failed), y.min())])
+    return _gp.Posterior(np.vstack([X, believe, failed]), np.concatenate([y, yp]), params), believed
 
 
 class _AtFidelity:
