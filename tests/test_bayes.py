@@ -12,6 +12,7 @@ from scipy.stats import norm
 
 from tunetorch import SearchSpace, SpaceExhausted, Study, Trial, TrialState, UsageError, make_strategy
 from tunetorch.strategies import _gp
+from tunetorch.strategies.bayes import BayesSearch, _key
 
 # --- GP maths -------------------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
 # --- multi-fidelity, fidelity=joint (the default): one GP over (params, epochs trained) -------------
 
 
-def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity():
+def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(monkeypatch):
     C, P = TrialState.COMPLETE, TrialState.PRUNED
     trials = [_trial(0, C, 0.9, 0.1), _trial(1, C, 0.8, 0.2), _trial(2, P, 0.6, 0.3), _trial(3, P, 0.2, 0.4)]
     curves = {
@@ -326,34 +327,83 @@ def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(
         2: {0: 0.4, 1: 0.6, 2: 0.5},  # 3 epochs: rows at 1, 2 and 3 (its last), each the best so far
         3: {0: 0.2},
     }
+    fitted = {}
+    real_fit = BayesSearch._fit
+
+    def spy(self, X, scores):
+        fitted["X"], fitted["scores"] = X, scores
+        return real_fit(self, X, scores)
+
+    monkeypatch.setattr(BayesSearch, "_fit", spy)
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4)
     s.suggest(4, trials, curves=curves)
     info = s.last_info
     assert (info["phase"], info["n_observations"], info["fidelity_epochs"]) == ("gp", 5 + 5 + 3 + 1, 9)
     assert info["best"] == 0.9 and "fidelity_length_scale" in info
+    X, scores = fitted["X"], fitted["scores"]
+    np.testing.assert_allclose(X[:5, -1], np.log([1, 2, 4, 8, 9]) / np.log(9))  # log epochs trained
+    np.testing.assert_allclose(scores[10:13], [0.4, 0.6, 0.6])  # trial 2: the best so far, not 0.5
+    assert scores[4] == 0.9  # a completed trial's last row is its score
+
+
+def test_joint_gp_takes_a_completed_trials_score_over_its_curve(monkeypatch):
+    """trainer.score may be the last epoch's value, not the best: the told score is the trial's
+    value at the length it ran; its earlier epochs stay lower-fidelity observations."""
+    C, P = TrialState.COMPLETE, TrialState.PRUNED
+    trials = [_trial(0, C, 0.1, 0.1), _trial(1, C, 0.3, 0.5), _trial(2, P, 0.2, 0.9)]
+    curves = {0: {0: 0.2, 1: 0.9, 2: 0.1}, 1: {0: 0.1, 1: 0.2, 2: 0.3}, 2: {0: 0.2}}
+    fitted = {}
+    real_fit = BayesSearch._fit
+    monkeypatch.setattr(
+        BayesSearch,
+        "_fit",
+        lambda self, X, scores: fitted.update(X=X, scores=scores) or real_fit(self, X, scores),
+    )
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=3)
+    s.suggest(3, trials, curves=curves)
+    X, scores = fitted["X"], fitted["scores"]
+    np.testing.assert_allclose(X[:3, -1], np.log([1, 2, 3]) / np.log(3))
+    np.testing.assert_allclose(scores[:3], [0.2, 0.9, 0.1])  # at 3 epochs: its score, 0.1, not 0.9
+
+
+def test_joint_gp_with_nothing_finite_to_fit_keeps_to_the_design():
+    """Scores told through the Python API beside curves that never held a finite value: the
+    pruned trials give the model nothing, so the design goes on; a completed trial's score counts."""
+    P, C = TrialState.PRUNED, TrialState.COMPLETE
+    trials = [_trial(0, P, 0.5, 0.1), _trial(1, P, 0.4, 0.5)]
+    curves = {0: {0: math.nan}, 1: {0: math.inf, 1: math.nan}}
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=2)
+    s.suggest(2, trials, curves=curves)
+    assert s.last_info["phase"] == "startup"
+    trials.append(_trial(2, C, 0.7, 0.9))
+    curves[2] = {0: math.nan, 1: math.nan}
+    s.suggest(3, trials, curves=curves)
+    assert (s.last_info["phase"], s.last_info["n_observations"], s.last_info["best"]) == ("gp", 1, 0.7)
 
 
 def test_joint_gp_learns_from_trials_stopped_early():
-    """Two full-length trials, both mediocre, and many stopped after one epoch: those that were
+    """Three full-length trials, all mediocre, and many stopped after one epoch: those that were
     good at their one epoch sit near (0.3, 0.7). The joint model carries that to the longest
-    fidelity and proposes there; the BOHB rule (three observations needed at an epoch) models the
-    first epoch alone, where the same trials say the same - but fitted there, it has no link to
-    the full-length scores, so the check is on the joint model's proposal."""
+    fidelity and proposes there. The BOHB rule (fidelity=highest: three observations needed at
+    an epoch) fits the three full-length trials alone and looks elsewhere."""
     C, P = TrialState.COMPLETE, TrialState.PRUNED
     trials, curves = [], {}
-    for x, y in ((0.9, 0.1), (0.8, 0.9)):
+    for x, y in ((0.9, 0.1), (0.8, 0.9), (0.9, 0.5)):
         p = {"x": x, "y": y}
-        trials.append(Trial(len(trials), p, C, score=quadratic(p)))
-        curves[len(trials) - 1] = {e: quadratic(p) * (1 - 0.5 ** (e + 1)) for e in range(8)}
+        trials.append(Trial(len(trials), p, C, score=quadratic(p) - 0.1 * 0.5**7))
+        curves[len(trials) - 1] = {e: quadratic(p) - 0.1 * 0.5**e for e in range(8)}  # rising to the end
     rng = np.random.default_rng(0)
     for x, y in rng.random((14, 2)):
         p = {"x": float(x), "y": float(y)}
-        trials.append(Trial(len(trials), p, P, score=quadratic(p) * 0.5))
-        curves[len(trials) - 1] = {0: quadratic(p) * 0.5}
-    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5)
-    out = s.suggest(len(trials), trials, curves=curves)
-    assert s.last_info["fidelity_epochs"] == 8
-    assert math.hypot(out["x"] - 0.3, out["y"] - 0.7) < 0.2
+        trials.append(Trial(len(trials), p, P, score=quadratic(p) - 0.1))
+        curves[len(trials) - 1] = {0: quadratic(p) - 0.1}
+    distance = {}
+    for fidelity in ("joint", "highest"):
+        s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5, fidelity=fidelity)
+        out = s.suggest(len(trials), trials, curves=curves)
+        assert s.last_info["fidelity_epochs"] == 8
+        distance[fidelity] = math.hypot(out["x"] - 0.3, out["y"] - 0.7)
+    assert distance["joint"] < 0.2 < distance["highest"], distance
 
 
 def test_random_fraction_proposes_that_share_at_random_by_seed():
@@ -372,6 +422,23 @@ def test_random_fraction_proposes_that_share_at_random_by_seed():
     assert got[:3] == ["startup"] * 3
     assert 3 <= got.count("random") <= 10 and got.count("gp") >= 3
     assert phases(0) == got
+
+
+def test_random_fraction_draws_among_the_points_left_of_a_small_discrete_space():
+    space = SearchSpace.from_dict(
+        {"a": {"type": "int", "low": 0, "high": 63}, "b": {"type": "int", "low": 0, "high": 63}}
+    )
+    s = make_strategy("bayes", space, seed=0)
+    left = [{"a": 5, "b": 7}, {"a": 60, "b": 1}]
+    trials = [
+        Trial(n, {"a": a, "b": b}, TrialState.COMPLETE, score=0.0)
+        for n, (a, b) in enumerate(
+            (a, b) for a in range(64) for b in range(64) if {"a": a, "b": b} not in left
+        )
+    ]
+    taken = {_key(t.params) for t in trials}
+    for number in range(20):
+        assert s._random(number, taken) in left
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,11 @@ Each suggestion is rebuilt from the history, the curves and the seed alone:
      8, ... epochs and its last epoch (each value the best so far), EI taken at z = 1, the
      incumbent the best predicted value at z = 1 among the points tried (MOBSTER, Klein et al.
      2020, pairs such a model with ASHA). A trial stopped after one epoch still informs the
-     model about its region at full length, through the correlation learnt across z. Running
-     trials are believed at z = 1, failed ones at the worst value there. Why not the BOHB rule
+     model about its region at full length, through the correlation learnt across z. A
+     completed trial's last row is its score; one told without a curve counts at z = 1.
+     Running and interrupted trials are believed at z = 1 at their predicted mean, failed ones
+     at the worst value observed at z = 1. "Longest" is the longest any trial has trained so
+     far: the full length once one trial has run to the end. Why not the BOHB rule
      by default: under ASHA it drops most observations whenever a higher rung gets its dims + 1
      values, and on docs/bench_multifidelity.md it needed twice the epochs;
    - `fidelity: highest`, the BOHB rule (Falkner et al. 2018, Section 4.1): the observations at
@@ -179,10 +182,13 @@ class BayesSearch(Strategy):
     def _random(self, number: int, taken: set) -> dict[str, Any]:
         """A uniformly random untried point (BOHB's random fraction: keeps the model honest)."""
         rng = np.random.default_rng([self.seed, number, 2])
+        self.last_info = {"phase": "random"}
+        if self._size is not None:  # a small discrete space: draw among the points left
+            free = self._enumerate(taken)
+            return self.space.from_unit(free[rng.integers(len(free))])
         for _ in range(1000):
             params = self.space.from_unit(rng.random(len(self.space)))
             if _key(params) not in taken:
-                self.last_info = {"phase": "random"}
                 return params
         raise SpaceExhausted("bayes: no untried random point found")
 
@@ -199,30 +205,41 @@ class BayesSearch(Strategy):
             return math.log(epochs) / math.log(top) if top > 1 else 1.0
 
         rows, values, where = [], [], {}  # where: trial number -> its GP input (params only)
+
+        def add(t: Trial, x: np.ndarray, fidelity: float, value: float) -> None:
+            rows.append(np.append(x, fidelity))
+            values.append(value)
+            where[t.number] = x
+
         for t in trials:
             if t.state == TrialState.FAIL:
                 continue
             x = self._gp_input(self.space.to_unit(t.params))
             own = curves.get(t.number) or {}
-            best, last = -math.inf, max(own, default=None)
+            last = max(own, default=None)
+            complete = t.state == TrialState.COMPLETE and _finite(t.score)
+            best = -math.inf
             for e in sorted(own):
                 best = max(best, own[e]) if _finite(own[e]) else best
                 # Epochs 1, 2, 4, 8, ... and the last: the curve's shape without a row per epoch.
-                if _finite(best) and (e == last or (e + 1) & e == 0):
-                    rows.append(np.append(x, z(e + 1)))
-                    values.append(best)
-                    where[t.number] = x
-            if not own and t.state == TrialState.COMPLETE and _finite(t.score):
-                rows.append(np.append(x, 1.0))  # told without a curve: counted at the longest
-                values.append(float(t.score))
-                where[t.number] = x
+                # A completed trial's last row is its score (trainer.score may be `last`, not best).
+                if _finite(best) and (e + 1) & e == 0 and not (complete and e == last):
+                    add(t, x, z(e + 1), best)
+                elif _finite(best) and e == last and not complete:
+                    add(t, x, z(e + 1), best)
+            if complete:  # at the length it ran; told without a curve: at the longest
+                add(t, x, z(last + 1) if own else 1.0, float(t.score))
+        if not rows:  # nothing finite to fit yet (every curve diverged): keep exploring
+            return self._startup(taken)
         X, scores = np.stack(rows), np.array(values, dtype=float)
         y, lam, params, post = self._fit(X, scores)
         fit_seconds = time.perf_counter() - t0
 
         pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
         failed = [t for t in trials if t.state == TrialState.FAIL]
-        post, _ = _condition(post, X, y, params, self._top_inputs(pending), self._top_inputs(failed))
+        at_longest = y[X[:, -1] == 1.0]
+        worst = float(at_longest.min() if len(at_longest) else y.min())  # a failed trial, at full length
+        post, _ = _condition(post, X, y, params, self._top_inputs(pending), self._top_inputs(failed), worst)
         at_top = _AtFidelity(post, 1.0)
         # The incumbent: the best predicted value at the longest fidelity among the points tried.
         tried = np.vstack([np.stack(list(where.values())), self._inputs(pending)])
@@ -287,7 +304,9 @@ class BayesSearch(Strategy):
         y, lam, params, post = self._fit(X, scores)
         fit_seconds = time.perf_counter() - t0
 
-        post, believed = _condition(post, X, y, params, self._inputs(pending + pruned), self._inputs(failed))
+        post, believed = _condition(
+            post, X, y, params, self._inputs(pending + pruned), self._inputs(failed), float(y.min())
+        )
         # The believed values count towards the incumbent, or a pending point with a high
         # predicted mean would keep EI = mean - best > 0 even at zero variance and be re-proposed.
         best = max(float(y.max()), float(believed.max(initial=-np.inf)))
@@ -463,15 +482,21 @@ class BayesSearch(Strategy):
 
 
 def _condition(
-    post: _gp.Posterior, X: np.ndarray, y: np.ndarray, params: Any, believe: np.ndarray, failed: np.ndarray
+    post: _gp.Posterior,
+    X: np.ndarray,
+    y: np.ndarray,
+    params: Any,
+    believe: np.ndarray,
+    failed: np.ndarray,
+    worst: float,
 ) -> tuple[_gp.Posterior, np.ndarray]:
     """The GP also conditioned on the `believe` points at its predicted mean (kriging believer:
-    pending trials, so parallel workers go elsewhere) and the `failed` points at the worst value
-    (so the search moves away from what broke); and the believed values."""
+    pending trials, so parallel workers go elsewhere) and the `failed` points at `worst` (so the
+    search moves away from what broke); and the believed values."""
     if not len(believe) and not len(failed):
         return post, np.empty(0)
     believed = post.predict(believe)[0] if len(believe) else np.empty(0)
-    yp = np.concatenate([believed, np.full(len(failed), y.min())])
+    yp = np.concatenate([believed, np.full(len(failed), worst)])
     return _gp.Posterior(np.vstack([X, believe, failed]), np.concatenate([y, yp]), params), believed
 
 
