@@ -31,11 +31,16 @@ def test_bench_strategies_prints_its_table():
 
 
 def test_bench_dispatch_prints_its_tables():
+    from tests.test_ray import HAVE_RAY, _unshare_works
+
     out = script(
         "bench_dispatch.py",
         *("--reps", "1", "--trials", "20", "--cpu-trials", "3", "--cpu-epochs", "1"),
     )
     assert "added per trial" in out.stdout and "Utilisation on the CPU" in out.stdout
+    if HAVE_RAY and _unshare_works():  # the Ray rows, from their two-node clusters
+        assert "| Ray backend (2 nodes, 1 actor each) |" in out.stdout, out.stdout
+        assert "| 2 (Ray backend, 2 node(s)) |" in out.stdout, out.stdout
 
 
 def test_bench_real_prints_best_so_far():
