@@ -569,7 +569,7 @@ def main() -> int:
             print(s + "\n", flush=True)
 
     if args.out:
-        command = "nice -n 5 .venv/bin/python scripts/bench_dispatch.py " + shlex.join(sys.argv[1:])
+        command = shlex.join(["python", "scripts/bench_dispatch.py", *sys.argv[1:]])  # as it was run
         header = [
             "# Dispatch benchmark",
             "",
