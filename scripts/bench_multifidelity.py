@@ -257,6 +257,10 @@ def run_job(job: tuple) -> Run:
     args, seed, method, device, budget = job
     torch.set_num_threads(args.threads)
     cfg, plan, data = setup(args, seed, device)
+    return run_method(method, cfg, plan, data, device, seed, budget)
+
+
+def run_method(method: str, cfg, plan, data, device: str, seed: int, budget: int) -> Run:
     go = run_optuna if method.startswith("optuna") else run_tunetorch
     return go(method, cfg, plan, data, device, seed, budget)
 
@@ -527,8 +531,7 @@ def main() -> None:
         for seed in range(args.seeds):
             cfg, plan, data = setup(args, seed, device)
             for m in methods:
-                go = run_optuna if m.startswith("optuna") else run_tunetorch
-                run = go(m, cfg, plan, data, device, seed, budget)
+                run = run_method(m, cfg, plan, data, device, seed, budget)
                 done(run)
                 runs[m].append(run)
             if args.out and seed < args.seeds - 1:  # the seeds so far, in case a long run is cut short

@@ -96,9 +96,11 @@ class BayesSearch(Strategy):
             raise UsageError(f"strategy.warp: {warp!r} must be true or false")
         if fidelity not in _FIDELITIES:
             raise UsageError(f"strategy.fidelity: {fidelity!r} is not one of {', '.join(_FIDELITIES)}")
-        if isinstance(random_fraction, bool) or not isinstance(random_fraction, (int, float)):
-            raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
-        if not 0.0 <= float(random_fraction) < 1.0:
+        if (
+            isinstance(random_fraction, bool)
+            or not isinstance(random_fraction, (int, float))
+            or not 0.0 <= random_fraction < 1.0
+        ):
             raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
         self.n_startup = max(5, 2 * len(space)) if n_startup is None else n_startup
         self.n_candidates = n_candidates
@@ -223,9 +225,7 @@ class BayesSearch(Strategy):
                 best = max(best, own[e]) if _finite(own[e]) else best
                 # Epochs 1, 2, 4, 8, ... and the last: the curve's shape without a row per epoch.
                 # A completed trial's last row is its score (trainer.score may be `last`, not best).
-                if _finite(best) and (e + 1) & e == 0 and not (complete and e == last):
-                    add(t, x, z(e + 1), best)
-                elif _finite(best) and e == last and not complete:
+                if _finite(best) and ((e + 1) & e == 0 or e == last) and not (complete and e == last):
                     add(t, x, z(e + 1), best)
             if complete:  # at the length it ran; told without a curve: at the longest
                 add(t, x, z(last + 1) if own else 1.0, float(t.score))
@@ -246,19 +246,9 @@ class BayesSearch(Strategy):
         predicted = at_top.predict(tried)[0]
         best = float(predicted.max())
         u, lei = self._maximise(at_top, best, tried, predicted, taken, rng)
-        mu, var = at_top.predict(self._gp_input(u)[None, :])
         self.last_info = {
-            "phase": "gp",
-            "log_ei": float(lei),
-            "mean_model": float(mu[0]),
-            "std_model": float(math.sqrt(var[0])),
-            "best_model": best,
-            "best": float(scores.max()),
-            "length_scales": self._length_scales(params.ls[:-1]),
+            **self._gp_info(at_top, u, lei, best, scores, params, params.ls[:-1], lam),
             "fidelity_length_scale": float(params.ls[-1]),
-            "signal_var": float(params.s2),
-            "warp_lambda": lam,
-            "noise": float(params.noise),
             "n_observations": len(values),
             "fidelity_epochs": top,  # EI is taken at this many epochs trained
             "n_pending": len(pending),
@@ -313,19 +303,8 @@ class BayesSearch(Strategy):
 
         u, lei = self._maximise(post, best, X, y, taken, rng)
         out = self.space.from_unit(u)
-        mu, var = post.predict(self._gp_input(u)[None, :])
         self.last_info = {
-            "phase": "gp",
-            # In the model's units: standardised (and warped) scores, where the incumbent is `best_model`.
-            "log_ei": float(lei),
-            "mean_model": float(mu[0]),
-            "std_model": float(math.sqrt(var[0])),
-            "best_model": float(best),
-            "best": float(scores.max()),
-            "length_scales": self._length_scales(params.ls),
-            "signal_var": float(params.s2),
-            "warp_lambda": lam,
-            "noise": float(params.noise),  # variance, in units of the score variance
+            **self._gp_info(post, u, lei, best, scores, params, params.ls, lam),
             "n_observations": len(observed),
             "fidelity_epochs": None if level is None else level + 1,  # epochs behind each observation
             "n_pending": len(pending),
@@ -423,6 +402,25 @@ class BayesSearch(Strategy):
             y, lam = _gp.warp_outputs(y)
         params = _gp.fit_hyperparameters(X, y)
         return y, lam, params, _gp.Posterior(X, y, params)
+
+    def _gp_info(
+        self, post, u: np.ndarray, lei: float, best: float, scores: np.ndarray, params, ls, lam: float
+    ) -> dict[str, Any]:
+        """What every model-based suggestion records about the model at its point u."""
+        mu, var = post.predict(self._gp_input(u)[None, :])
+        return {
+            "phase": "gp",
+            # In the model's units: standardised (and warped) scores, where the incumbent is `best_model`.
+            "log_ei": float(lei),
+            "mean_model": float(mu[0]),
+            "std_model": float(math.sqrt(var[0])),
+            "best_model": float(best),
+            "best": float(scores.max()),
+            "length_scales": self._length_scales(ls),
+            "signal_var": float(params.s2),
+            "warp_lambda": lam,
+            "noise": float(params.noise),  # variance, in units of the score variance
+        }
 
     # --- encoding ------------------------------------------------------------------------------
     def _inputs(self, trials: Sequence[Trial]) -> np.ndarray:
