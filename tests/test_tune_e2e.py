@@ -140,6 +140,12 @@ def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
         (["+space.study.seed={type:int,low:1,high:3}"], "space.study.seed: 'study' is not a searchable part"),
         (["model._target_=tunetorch.training.models.MPL"], "did you mean tunetorch.training.models.MLP?"),
         (["model._target_=nowhere.Net"], "model._target_: 'nowhere.Net' cannot be imported"),
+        (["model._target_=os.getcwd"], "model._target_: 'os.getcwd' is not a subclass of torch.nn.Module"),
+        (["model._target_=builtins.print"], "model._target_: 'builtins.print' is not a subclass of torch.nn"),
+        (
+            ["optimizer._target_=os.getcwd"],
+            "optimizer._target_: 'os.getcwd' is not a subclass of torch.optim",
+        ),
         (["+model.slope=0.1"], "model.slope: tunetorch.training.models.MLP takes no argument 'slope'"),
         (
             ["optimizer=sgd", "+space.optimizer.betas={type:float,low:0.1,high:0.9}"],

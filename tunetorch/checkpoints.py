@@ -6,10 +6,15 @@
 Only the best trial's own file is kept in checkpoints/ (and those of running trials), so a
 crash between copying and recording loses nothing: the next call copies it again, and
 evaluate can restore best.pt from it.
+
+As a trial finishes, the driver records its file's sha256 in the journal (`bind_weights`;
+workers never write the journal): evaluate scores only weights that match that record, so
+weights put into a study directory by anyone else are never credited to a trial.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +36,24 @@ def save_trial_weights(folder: Path, number: int, state_dict: dict[str, Any]) ->
     tmp = path.with_suffix(".pt.tmp")
     torch.save(state_dict, tmp)
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bind_weights(study_dir: Path, journal: Any, trial: Any) -> None:
+    """Record the sha256 of a finished trial's weights file in the journal (a Journal; `trial`
+    a Trial). Only a trial that was scored (complete or pruned) has weights of its own."""
+    from tunetorch.trial import TrialState
+
+    path = trial_path(Path(study_dir) / "checkpoints", trial.number)
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and path.is_file():
+        journal.record_weights(trial.number, file_sha256(path))
 
 
 def best_marker(study_dir: Path) -> int | None:

@@ -121,14 +121,6 @@ def check_code(cfg: Any, plan: Plan) -> None:
     make_strategy(plan.strategy, plan.space, seed=int(cfg.study.seed), **plan.strategy_options)
     make_scheduler(plan.scheduler, seed=int(cfg.study.seed), **plan.scheduler_options)
     data = build.data_module(cfg)
-    for attr in ("input_shape", "n_classes"):
-        if not hasattr(data, attr):
-            raise UsageError(
-                f"dataset._target_: {cfg.dataset._target_} has no {attr!r}; a data module states it"
-            )
-    for method in ("fit", "test"):
-        if not callable(getattr(data, method, None)):
-            raise UsageError(f"dataset._target_: {cfg.dataset._target_} has no {method}() method")
     net = build.model(cfg, tuple(data.input_shape), int(data.n_classes))
     build.optimizer(cfg, net)
     build.loss(cfg)

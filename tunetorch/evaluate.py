@@ -7,11 +7,14 @@ look that was killed half-way still counts: its result may have been seen. A sec
 is refused unless forced, and a forced one is flagged in summary.json: a test score that
 can be looked at again and again turns into a validation score.
 
-Before the look, best.pt is checked against the study: `best.trial` must name the best
-trial and best.pt must be that trial's checkpoint (same sha256) when the checkpoint is
-still there. Where it is not (a tuner killed after a new best was journaled and before
-best.pt was copied), best.pt is restored from `checkpoints/trial_NNNN.pt`, or the
-evaluation is refused with one line.
+A study directory is untrusted input, so before the look everything is checked and built:
+the stored config's `_target_`s by kind (training/build.py: nothing is called before it is
+checked), then the weights. best.pt must be the file the best trial's worker wrote: the
+sha256 the journal recorded for that trial (and `best.trial` must name it). Where it is not (a
+tuner killed after a new best was journaled and before best.pt was copied, or a file put
+there by hand), best.pt is restored from `checkpoints/trial_NNNN.pt` if that file matches the
+record, or the evaluation is refused with one line. The look is journaled as started only once
+the model holds those weights and the data module is built.
 
     python -m tunetorch.evaluate study.dir=runs/my-study [force=true] [device=cuda:0]
 
@@ -22,7 +25,6 @@ spent.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sqlite3
 import sys
@@ -54,12 +56,13 @@ def evaluate_best(
     stale = evaluation_is_stale(journal)
     if looks and not force:
         raise UsageError(_already_looked(study_dir, looks[-1], best, stale))
-    weights, weights_hash, restored = best_weights(study_dir, best.number)
     forced = bool(looks) or stale
-
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create(journal.get_meta("config"))
+    # Everything is checked and built before the look is recorded: the stored config's targets,
+    # then the weights the journal recorded for the trial, loaded into its model.
+    cfg = _stored_config(journal, study_dir)
+    model, data = _build(cfg, best, device)
+    weights, weights_hash, restored = best_weights(study_dir, best.number, journal.weights_hash(best.number))
+    _load(model, weights, device)
     try:
         look = journal.start_evaluation(best.number, weights_hash, forced)
     except (sqlite3.Error, OSError) as e:
@@ -67,7 +70,7 @@ def evaluate_best(
             f"study.dir: {study_dir}: the journal cannot be written ({e}); "
             "the test split was not read, so no look was spent"
         ) from None
-    scored = _score_on_test(cfg, best, weights, device)
+    scored = _score_on_test(model, data, int(cfg.study.seed), device)
     try:
         journal.complete_evaluation(look, scored["accuracy"], scored["loss"], scored["test_hash"])
     except (sqlite3.Error, OSError) as e:
@@ -84,22 +87,47 @@ def evaluate_best(
     }
 
 
-def _score_on_test(cfg: Any, trial: Trial, weights_path: Path, device: str) -> dict[str, Any]:
-    """Everything that touches the model and the test data, in one place.
+def _stored_config(journal: Journal, study_dir: Path) -> Any:
+    from omegaconf import OmegaConf
 
-    -> {"loss", "accuracy", "n_test", "test_hash"}. Called only after the look was
-    journaled as started."""
+    text = journal.get_meta("config")
+    try:
+        cfg = OmegaConf.create(text) if text else None
+    except Exception:  # noqa: BLE001 - OmegaConf raises several kinds for a damaged text
+        cfg = None
+    if cfg is None or not OmegaConf.is_dict(cfg) or OmegaConf.select(cfg, "study.seed") is None:
+        raise UsageError(f"study.dir: {study_dir}: the journal holds no readable study config")
+    return cfg
+
+
+def _build(cfg: Any, trial: Trial, device: str) -> tuple[Any, Any]:
+    """The trial's model (without its weights) and the data module, each `_target_` checked by
+    kind before it is built (build.check, then build's own checks)."""
+    from tunetorch.training import build
+
+    tcfg = build.trial_config(cfg, trial.params)
+    build.check(tcfg, trial.params)
+    data = build.data_module(tcfg)
+    return build.model(tcfg, data.input_shape, data.n_classes).to(device), data
+
+
+def _load(model: Any, weights_path: Path, device: str) -> None:
     import torch
 
-    from tunetorch.training import build
+    try:
+        model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
+    except (RuntimeError, KeyError, TypeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"study.dir: {weights_path} does not fit the study's model ({reason})") from None
+
+
+def _score_on_test(model: Any, data: Any, seed: int, device: str) -> dict[str, Any]:
+    """Everything that touches the test data, in one place: called only after the look was
+    journaled as started. -> {"loss", "accuracy", "n_test", "test_hash"}"""
     from tunetorch.training.datasets import split_hash
     from tunetorch.training.trainer import validate
 
-    tcfg = build.trial_config(cfg, trial.params)
-    data = build.data_module(tcfg)
-    model = build.model(tcfg, data.input_shape, data.n_classes).to(device)
-    model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
-    test = data.test(int(cfg.study.seed), device)
+    test = data.test(seed, device)
     metrics = validate(model, test, device)
     return {
         "loss": metrics["val_loss"],
@@ -115,20 +143,25 @@ def evaluation_is_stale(journal: Journal) -> bool:
     return stale_test(journal.evaluations(), journal.trials(), journal.get_meta("direction") or "maximize")
 
 
-def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:
-    """best.pt, checked to hold trial `number`'s weights (restored from its checkpoint where
-    it does not) -> (path, sha256, a note when restored). UsageError when it cannot be."""
-    from tunetorch.checkpoints import BEST, best_marker, install_best, trial_path
+def best_weights(study_dir: Path, number: int, recorded: str | None) -> tuple[Path, str, str | None]:
+    """best.pt, checked to be the weights trial `number` wrote (`recorded`: the sha256 the journal
+    holds for them), restored from its checkpoint where it is not -> (path, sha256, a note when
+    restored). UsageError, with nothing written, when neither file is those weights."""
+    from tunetorch.checkpoints import BEST, best_marker, file_sha256, install_best, trial_path
 
     best_pt = study_dir / BEST
     checkpoint = trial_path(study_dir / "checkpoints", number)
+    if recorded is None:
+        raise UsageError(
+            f"study.dir: {study_dir}: the journal records no sha256 of the best trial {number}'s weights "
+            "(the tuner stopped before recording them), so no weights file can be trusted as that trial's"
+        )
     marked = best_marker(study_dir)
-    if checkpoint.is_file():
-        wanted = file_sha256(checkpoint)
-        have = file_sha256(best_pt) if best_pt.is_file() else None
-        if marked == number and have == wanted:
-            _check_loadable(best_pt)
-            return best_pt, wanted, None
+    have = file_sha256(best_pt) if best_pt.is_file() else None
+    if marked == number and have == recorded:
+        _check_loadable(best_pt)
+        return best_pt, recorded, None
+    if checkpoint.is_file() and file_sha256(checkpoint) == recorded:
         _check_loadable(checkpoint)
         what = (
             "was missing"
@@ -138,27 +171,27 @@ def best_weights(study_dir: Path, number: int) -> tuple[Path, str, str | None]:
             else "differed from the trial's checkpoint"
         )
         install_best(study_dir, number)  # the tuner's own copy: weights, then the marker
-        return best_pt, wanted, f"best.pt {what}; restored the best trial {number}'s from {checkpoint}"
-    if not best_pt.is_file():
+        return best_pt, recorded, f"best.pt {what}; restored the best trial {number}'s from {checkpoint}"
+    other = (
+        f"{checkpoint} is missing"
+        if not checkpoint.is_file()
+        else f"{checkpoint} is not them either (its sha256 is not the journal's record)"
+    )
+    if have is None:
         raise UsageError(
-            f"study.dir: {best_pt} is missing and so is {checkpoint}; the best trial's weights are needed"
+            f"study.dir: {best_pt} is missing and {other}; the best trial {number}'s weights are needed"
         )
     if marked != number:
         held = "an unknown trial" if marked is None else f"trial {marked}"
         raise UsageError(
             f"study.dir: {best_pt} holds the weights of {held}, not of the best trial {number}, and "
-            f"{checkpoint} is missing; resume the study with python -m tunetorch.tune to rewrite it"
+            f"{other}; resume the study with python -m tunetorch.tune to rewrite it"
         )
     _check_loadable(best_pt)
-    return best_pt, file_sha256(best_pt), None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    raise UsageError(
+        f"study.dir: {best_pt} is not the weights the best trial {number} wrote (its sha256 is not the "
+        f"one the journal recorded, {recorded[:12]}...), and {other}; nothing was scored"
+    )
 
 
 def _check_loadable(path: Path) -> None:

@@ -87,8 +87,9 @@ def check_resumable(study_dir: Path, cfg: Any) -> bool:
     return True
 
 
-def open_journal(study_dir: Path, cfg: Any, plan: Any):  # plan: config.Plan
-    """The study's journal: a new one, or the existing one if it holds this same study."""
+def open_journal(study_dir: Path, cfg: Any, plan: Any = None):
+    """The study's journal: a new one, or the existing one if it holds this same study.
+    (`plan` is no longer read: the Study writes what it held.)"""
     from omegaconf import OmegaConf
 
     from tunetorch.journal import Journal
@@ -100,13 +101,10 @@ def open_journal(study_dir: Path, cfg: Any, plan: Any):  # plan: config.Plan
         journal = Journal(study_dir / "journal.sqlite")
     except (OSError, sqlite3.OperationalError) as e:
         raise UsageError(f"study.dir: {study_dir} is not writable ({e})") from None
+    # The command line's identity: the config keys that define the study, and the config itself.
+    # The Study writes its own (direction, metric, space, strategy, scheduler) when it opens the journal.
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     journal.set_meta("identity", json.dumps(identity(cfg)))
     journal.set_meta("config", config_yaml)
-    journal.set_meta("strategy", plan.strategy)
-    journal.set_meta("scheduler", plan.scheduler)
-    journal.set_meta("metric", str(cfg.study.metric))
-    journal.set_meta("direction", str(cfg.study.direction))
-    journal.set_meta("space", json.dumps(plan.space_spec))
     (study_dir / "config.yaml").write_text(config_yaml)
     return journal, False

@@ -16,10 +16,12 @@ from typing import Any
 from tunetorch.errors import UsageError
 from tunetorch.trial import Trial, TrialState
 
-FORMAT = "tunetorch-journal/2"
-# Journals of an older layout (format 1: flat parameter names, a fixed epoch table) are refused
-# with one line instead of being misread.
-OLDER_FORMATS = ("tunetorch-journal/1",)
+FORMAT = "tunetorch-journal/3"
+# Journals of an older layout are refused with one line instead of being misread: format 1 (flat
+# parameter names, a fixed epoch table), format 2 (no sha256 of each trial's weights, so nothing
+# binds best.pt to the trial it claims to be; and a study's identity written by the command line
+# only).
+OLDER_FORMATS = ("tunetorch-journal/1", "tunetorch-journal/2")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +47,10 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER NOT NULL,
     metrics TEXT NOT NULL,         -- JSON: train_loss, val_loss, val_accuracy, seconds, the user's metrics
     PRIMARY KEY (trial, epoch)
+);
+CREATE TABLE IF NOT EXISTS weights (
+    trial INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL           -- of checkpoints/trial_NNNN.pt as its worker wrote it
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -152,6 +158,17 @@ class Journal:
         for t, e, m in self._db.execute("SELECT trial, epoch, metrics FROM epochs ORDER BY trial, epoch"):
             out.setdefault(t, []).append({"epoch": e, **json.loads(m)})
         return out
+
+    # --- each trial's weights, bound by their hash ------------------------------------------
+    def record_weights(self, trial: int, sha256: str) -> None:
+        """The sha256 of trial `trial`'s weights file, recorded as the trial finishes (a re-run's
+        replaces it): evaluate scores only weights that match it."""
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO weights VALUES (?, ?)", (trial, sha256))
+
+    def weights_hash(self, trial: int) -> str | None:
+        row = self._db.execute("SELECT sha256 FROM weights WHERE trial = ?", (trial,)).fetchone()
+        return row[0] if row else None
 
     # --- the sealed test split -----------------------------------------------------------
     # A look at the test split is two rows' worth of state: "started" is committed before the

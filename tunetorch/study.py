@@ -24,11 +24,15 @@ Several trials may be asked before they are told; the strategy sees them as pend
 - With a journal, every state change and every epoch row is written through (the study is
   the only writer of epoch rows), and a Study opened on an existing journal continues it:
   trials, curves and so every scheduler decision and suggestion are rebuilt from it.
+- The study owns its identity: a new journal gets its direction, metric, space, strategy and
+  scheduler from the Study (so reports and evaluate read a study made here exactly as one made
+  by the command line); a journal of another study is refused, naming the first that differs.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import numbers
 from collections.abc import Mapping
@@ -77,6 +81,8 @@ class Study:
         # Strategies written to the first contract, suggest(number, trials), keep working.
         self._suggest_takes_curves = "curves" in inspect.signature(self.strategy.suggest).parameters
         self.journal = journal
+        if journal is not None:
+            self._own_identity(journal)
         self._trials: dict[int, Trial] = {t.number: t for t in journal.trials()} if journal else {}
         # trial number -> {epoch: value of `metric`, maximise form}: the schedulers' rung values.
         self._curves: dict[int, dict[int, float]] = {}
@@ -188,6 +194,30 @@ class Study:
         return {n: {e: s * v for e, v in c.items()} for n, c in sorted(self._curves.items())}
 
     # --- internals -------------------------------------------------------------------------
+    def _identity(self) -> dict[str, str]:
+        """What makes this study itself, as the journal's meta keeps it (reports read these)."""
+        return {
+            "direction": self.direction,
+            "metric": self.metric,
+            "space": json.dumps(self.space.to_dict()),
+            "strategy": self.strategy.name,
+            "scheduler": self.scheduler.name,
+        }
+
+    def _own_identity(self, journal: Journal) -> None:
+        """Write the identity to a journal that has none; refuse a journal of another study."""
+        mine = self._identity()
+        for key, value in mine.items():
+            stored = journal.get_meta(key)
+            if stored is not None and _comparable(key, stored) != _comparable(key, value):
+                raise UsageError(
+                    f"{key}: {_shown(key, stored)} -> {_shown(key, value)}: the journal {journal.path} "
+                    "holds another study; open it with its own settings, or use a new journal"
+                )
+        for key, value in mine.items():
+            if journal.get_meta(key) is None:
+                journal.set_meta(key, value)
+
     def _maximised(self, value: Any) -> float:
         """A value in maximise form; a missing or non-finite one (a diverged epoch) is the worst."""
         if value is None or not math.isfinite(value):
@@ -224,3 +254,17 @@ class Study:
         self._trials[trial.number] = trial
         if self.journal is not None:
             self.journal.put_trial(trial)
+
+
+def _comparable(key: str, value: str) -> object:
+    """A meta value in a form that compares by meaning (a space by its parsed dimensions)."""
+    if key != "space":
+        return value
+    try:
+        return SearchSpace.from_dict(json.loads(value)).to_dict()
+    except (UsageError, ValueError, TypeError):
+        return value
+
+
+def _shown(key: str, value: str) -> str:
+    return value if key == "space" else repr(value)

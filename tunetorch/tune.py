@@ -50,7 +50,7 @@ def _devices(cfg: Any) -> Any:
 def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     from omegaconf import OmegaConf
 
-    from tunetorch.checkpoints import keep_best
+    from tunetorch.checkpoints import bind_weights, keep_best
     from tunetorch.executors import open_executor
     from tunetorch.history import device_minutes, device_unit
     from tunetorch.progress import Progress
@@ -127,6 +127,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         keep_best(study_dir, best.number if best else None, running)
 
     def on_trial(trial) -> None:
+        bind_weights(study_dir, journal, trial)  # before keep_best may drop the file
         keep_best_weights()
         tb.trial(trial, journal.epochs(trial.number), study.trials)
         if show:

@@ -13,6 +13,11 @@ built-ins exactly as a user's own option: what tunetorch supplies at run time (t
 passed only where the constructor's signature takes it and the config does not set it.
 `check(cfg)` validates all of it before anything runs: the `_target_` imports, every key of a
 group is an argument its constructor accepts, and every searched path is a key of the config.
+
+A config may come from a study directory someone else made, so nothing it names is called before
+it is checked (`_target`, on every path that builds): a group's `_target_` must be a class of the
+group's kind (`KINDS`), and a `_target_` nested inside a group's arguments is refused, never
+instantiated.
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ SUPPLIED = {
     "loss": (),
 }
 _HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+# What each group's `_target_` must be: (base class, or None for the data module's duck type; what
+# the group builds, for the message).
+KINDS = {
+    "model": ("torch.nn.Module", "an nn.Module class"),
+    "dataset": (None, "a data module: a class with fit() and test()"),
+    "optimizer": ("torch.optim.Optimizer", "an optimiser class"),
+    "lr_scheduler": ("torch.optim.lr_scheduler.LRScheduler", "a learning-rate scheduler class"),
+    "loss": ("torch.nn.Module", "an nn.Module class called as (logits, target) -> loss"),
+}
 # Sections of tunetorch's own whose keys may be searched (besides the pluggable groups).
 SEARCHABLE_SECTIONS = ("trainer",)
 SEARCHABLE_TRAINER_KEYS = ("batch_size", "grad_clip", "epochs")
@@ -55,7 +69,12 @@ def trial_config(cfg: Any, params: dict[str, Any]) -> Any:
 
 # --- building --------------------------------------------------------------------------
 def data_module(cfg: Any) -> Any:
-    return _instantiate(cfg, "dataset")
+    data = _instantiate(cfg, "dataset")
+    target = cfg.dataset._target_
+    for attr in ("input_shape", "n_classes"):
+        if not hasattr(data, attr):
+            raise UsageError(f"dataset._target_: {target} has no {attr!r}; a data module states it")
+    return data
 
 
 def model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> Any:
@@ -101,6 +120,7 @@ def _instantiate(cfg: Any, group: str, **supplied: Any) -> Any:
     fn = _target(node, group)
     accepted = _accepted(fn)
     plain = OmegaConf.to_container(node, resolve=True)
+    _no_nested_targets(plain, group)
     for key in OWN_KEYS.get(group, ()):
         plain.pop(key, None)
     kwargs = {k: v for k, v in supplied.items() if (accepted is None or k in accepted) and k not in plain}
@@ -132,6 +152,7 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
                 raise UsageError(f"{group}._target_: missing; the {group} group needs a class to build")
             continue
         accepted = _accepted(_target(node, group))
+        _no_nested_targets(OmegaConf.to_container(node, resolve=False), group)
         if accepted is None:
             continue
         allowed = sorted(accepted - set(SUPPLIED[group]))
@@ -172,6 +193,7 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
 
 
 def _target(node: Any, group: str) -> Callable:
+    """The group's `_target_`, imported and checked to be a class of the group's kind; never called."""
     path = node.get("_target_") if node is not None else None
     if not isinstance(path, str) or "." not in path:
         raise UsageError(f"{group}._target_: {path!r} is not a dotted path to a class or function")
@@ -187,7 +209,36 @@ def _target(node: Any, group: str) -> Callable:
             f"{group}._target_: {path!r} cannot be imported (module {module_name} has no {attr!r})"
             f"{did_you_mean(attr, names, prefix=module_name + '.')}"
         )
+    _check_kind(fn, group, path)
     return fn
+
+
+def _check_kind(fn: Any, group: str, path: str) -> None:
+    base_path, what = KINDS[group]
+    if base_path is None:
+        ok = inspect.isclass(fn) and all(callable(getattr(fn, m, None)) for m in ("fit", "test"))
+        if not ok:
+            raise UsageError(f"{group}._target_: {path!r} is not {what}")
+        return
+    module_name, _, name = base_path.rpartition(".")
+    base = getattr(importlib.import_module(module_name), name)
+    if not (inspect.isclass(fn) and issubclass(fn, base)):
+        raise UsageError(
+            f"{group}._target_: {path!r} is not a subclass of {base_path}; the {group} is {what}"
+        )
+
+
+def _no_nested_targets(node: Any, where: str) -> None:
+    """A `_target_` inside a group's arguments would be built by Hydra unchecked: refused."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        inner = f"{where}.{key}"
+        if isinstance(value, dict) and "_target_" in value:
+            raise UsageError(
+                f"{inner}._target_: {value['_target_']!r} is not built; only a group's own _target_ is "
+                "(give plain values as its arguments)"
+            )
+        _no_nested_targets(value, inner)
 
 
 def _accepted(fn: Callable) -> set[str] | None:
