@@ -34,18 +34,34 @@ trace at the epoch counts they name).
 the results and what the sizes are). Positional arguments are further Hydra overrides of the
 tune config.
 
+The trial each method would hand its user (issue 18's honest comparison): at every cut-off E
+of the tables (budget/8, /4, /2 and the whole budget: 30, 60, 120, 240 epochs for 30 trials of
+8), the trial holding the best validation value reached within E epochs trained (the same rule
+as "best": a pruned trial counts with its best epoch; the earliest on a tie), with the weights
+of that epoch. Had the method stopped at E, a trial in flight would have stopped there too, so
+its weights are its best within the epochs it had trained by E. Only the best finished trial's
+weights are kept as a run goes, plus one set per cut-off; after the run each selected trial's
+weights are scored once on the test split, as the final evaluation (tunetorch.evaluate)
+scores best.pt: the data module's test() and trainer.validate's accuracy. A trial in flight at a cut-off
+whose own best came after it is re-trained (seeded, so the same weights on a CPU) for the
+epochs it had by then; that re-training is not counted as the method's compute. A trial that
+diverged is never handed over (a study marks it failed), though the epochs it reported before
+diverging count towards "best".
+
 Prints markdown: the best validation value after E epochs (median and range over seeds),
-trials, pruned trials, device minutes and search overhead; the epochs (and device minutes)
-each method needed to reach the best that random search without a scheduler reached with the
-whole budget on the same seed (issue 12's 1/4 target); bayes+asha against Optuna TPE +
-Hyperband at equal epochs; and the Spearman rank correlation between the value after 1 epoch
-(rung 1) / 3 epochs (rung 2) and the trial's final score, so a reader sees when early
-stopping is trustworthy.
+trials, pruned trials, device minutes and search overhead; the test accuracy of the trial
+each method would hand over at E epochs; the epochs (and device minutes) each method needed
+to reach the best that random search without a scheduler reached with the whole budget on
+the same seed (issue 12's 1/4 target); bayes+asha against Optuna TPE + Hyperband at equal
+epochs, in best validation value and in the selected trial's test accuracy; and the Spearman
+rank correlation between the value after 1 epoch (rung 1) / 3 epochs (rung 2) and the
+trial's final score, so a reader sees when early stopping is trustworthy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -71,6 +87,22 @@ RUNGS = (1, 3)  # epochs trained at ASHA's first two rungs (min_resource 1, eta 
 
 
 @dataclass
+class Pick:
+    """A trial a method would hand over: the weights of its best epoch within `cut` epochs of it."""
+
+    number: int
+    params: dict[str, Any]
+    value: float  # its best validation value (maximise form)
+    weights: dict | None  # the state dict; None when it is to be re-trained for `cut` epochs
+    cut: int | None = None  # the epochs of the trial it had trained at the cut-off; None: all it trained
+
+    @property
+    def key(self) -> tuple[int, int | None]:
+        """Which weights: the same key, the same weights (scored once)."""
+        return self.number, self.cut
+
+
+@dataclass
 class Run:
     """One method on one seed: a trace of (epochs spent, device seconds spent, best so far)."""
 
@@ -85,12 +117,40 @@ class Run:
     pruned: int = 0
     trace: list[tuple[int, float, float]] = field(default_factory=list)  # after every epoch
     full: list[tuple[list[float], float]] = field(default_factory=list)  # (curve, score) ran to the end
+    cutoffs: tuple[int, ...] = ()  # epochs spent at which the trial handed over is recorded
+    kept: Pick | None = None  # the best finished trial so far, with its weights
+    picks: dict[int, Pick | None] = field(default_factory=dict)  # cut-off -> the trial handed over
+    test: dict[int, float | None] = field(default_factory=dict)  # cut-off -> that trial's test accuracy
 
     def epoch(self, value: float, device_seconds: float) -> None:
         self.epochs += 1
         if value is not None and math.isfinite(value):
             self.best = max(self.best, self.sign * value)
         self.trace.append((self.epochs, device_seconds, self.best))
+
+    def settle(self, number: int, params: dict, start: int, curve: list[float], result: Any) -> None:
+        """After a trial that started when `start` epochs were spent and reported `curve`
+        (maximise form): the picks at the cut-offs it crossed, then the best finished trial."""
+        kept = self.kept.value if self.kept is not None else -math.inf
+        for cut in self.cutoffs:
+            if not start < cut <= start + len(curve):
+                continue
+            within = cut - start  # the trial's epochs by the cut-off
+            own = max(range(within), key=lambda e: (curve[e], -e))  # its best there, the earliest on a tie
+            if result is not None and curve[own] > kept:
+                # Its scored epoch is within the cut: those weights; otherwise re-train it to the cut.
+                whole = result.epoch < within
+                self.picks[cut] = Pick(
+                    number,
+                    params,
+                    curve[own],
+                    result.state_dict if whole else None,
+                    None if whole else within,
+                )
+            else:
+                self.picks[cut] = self.kept
+        if result is not None and curve and max(curve) > kept:
+            self.kept = Pick(number, params, max(curve), result.state_dict)
 
     def best_at(self, epochs: int) -> float:
         """Best (maximise form) after at most `epochs` epochs."""
@@ -108,6 +168,11 @@ class Run:
     @property
     def search_seconds(self) -> float:
         return max(self.wall_seconds - self.device_seconds, 0.0)
+
+
+def cutoffs(budget: int) -> list[int]:
+    """The epoch counts the tables cut every trace at: 1/8, 1/4, 1/2 and all of the budget."""
+    return sorted({m for m in (budget // 8, budget // 4, budget // 2, budget) if m > 0})
 
 
 # --- the shared pieces: config, data, one trial of training -----------------------------------------
@@ -139,8 +204,6 @@ def setup(args, seed: int, device: str):
 def train_subset(data, n: int, seed: int):
     """The fit data with a fixed training subset of `n` images (stratified, seeded by the seed):
     a smaller epoch, the same validation split."""
-    import dataclasses
-
     import numpy as np
     import torch
     from sklearn.model_selection import train_test_split
@@ -213,14 +276,16 @@ def run_tunetorch(method: str, cfg, plan, data, device: str, seed: int, budget: 
         metric=metric,
         **strategy_options,
     )
-    run = Run(method, seed, 1.0 if direction == "maximize" else -1.0)
+    run = Run(method, seed, 1.0 if direction == "maximize" else -1.0, cutoffs=tuple(cutoffs(budget)))
     start = time.perf_counter()
     while run.epochs < budget:
         trial = study.ask()
         report, curve = epoch_reporter(
             run, metric, lambda epoch, value, metrics, trial=trial: study.report(trial, epoch, value, metrics)
         )
+        started = run.epochs
         result, seconds = train(cfg, data, device, trial.params, seed, trial.number, report)
+        run.settle(trial.number, trial.params, started, curve, result)
         run.device_seconds += seconds
         run.trials += 1
         if result is None:
@@ -262,7 +327,67 @@ def run_job(job: tuple) -> Run:
 
 def run_method(method: str, cfg, plan, data, device: str, seed: int, budget: int) -> Run:
     go = run_optuna if method.startswith("optuna") else run_tunetorch
-    return go(method, cfg, plan, data, device, seed, budget)
+    run = go(method, cfg, plan, data, device, seed, budget)
+    score_picks(run, cfg, data, device, seed)
+    return run
+
+
+# --- the trial handed over, scored once on the test split ------------------------------------------
+def score_picks(run: Run, cfg, data, device: str, seed: int) -> None:
+    """Each distinct pick's weights scored once on the test split (run.test); then the weights
+    are dropped, so that a Run stays small (it crosses processes under --jobs)."""
+    scored: dict[tuple[int, int | None], float] = {}
+    for cut, pick in sorted(run.picks.items()):
+        if pick is None:  # nothing finished without diverging by then
+            run.test[cut] = None
+            continue
+        if pick.key not in scored:
+            weights = pick.weights if pick.weights is not None else retrain(cfg, data, device, seed, pick)
+            scored[pick.key] = test_accuracy(cfg, data, pick, weights, device, run)
+        run.test[cut] = scored[pick.key]
+    run.picks = {
+        cut: None if p is None else dataclasses.replace(p, weights=None) for cut, p in run.picks.items()
+    }
+    run.kept = None
+
+
+def retrain(cfg, data, device: str, seed: int, pick: Pick) -> dict:
+    """The weights of a trial that a cut-off stopped after `pick.cut` of its epochs: the same
+    seeded training, stopped there; its scored epoch is then its best within the cut."""
+    result, _ = train(
+        cfg, data, device, pick.params, seed, pick.number, lambda epoch, _: epoch + 1 >= pick.cut
+    )
+    if result is None:
+        raise RuntimeError(f"trial {pick.number} diverged when re-trained for {pick.cut} epochs")
+    return result.state_dict
+
+
+def test_accuracy(cfg, data, pick: Pick, weights: dict, device: str, run: Run) -> float:
+    """Test accuracy of the pick's `weights`, scored as the final evaluation (tunetorch/evaluate.py)
+    scores best.pt: the model built from the trial's config, the data module's test split for
+    cfg.study.seed, trainer.validate's accuracy. The pieces are called here rather than
+    evaluate's private helpers, which journal a study's one look in a study directory; the
+    bench has neither. First the weights are checked to be the pick's: on the validation split
+    they must give the value it was picked for (a re-trained trial on a GPU may differ a little;
+    then a note says so)."""
+    from tunetorch.training import build
+    from tunetorch.training.trainer import validate
+
+    tcfg = build.trial_config(cfg, pick.params)
+    module = build.data_module(tcfg)
+    model = build.model(tcfg, module.input_shape, module.n_classes).to(device)
+    model.load_state_dict(weights)
+    metric = str(cfg.study.metric)
+    val = validate(model, data.val, device).get(metric)
+    if val is not None and abs(run.sign * val - pick.value) > 1e-6:
+        print(
+            f"note: {run.method} seed {run.seed}: trial {pick.number}'s weights give {metric} {val:.6f} on "
+            f"the validation split, not the {run.sign * pick.value:.6f} it was picked for"
+            + (f" (re-trained for {pick.cut} epochs)" if pick.cut else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+    return float(validate(model, module.test(int(cfg.study.seed), device), device)["val_accuracy"])
 
 
 # --- Optuna -----------------------------------------------------------------------------------------
@@ -282,7 +407,7 @@ def run_optuna(method: str, cfg, plan, data, device: str, seed: int, budget: int
     study = optuna.create_study(
         direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
     )
-    run = Run(method, seed, 1.0 if direction == "maximize" else -1.0)
+    run = Run(method, seed, 1.0 if direction == "maximize" else -1.0, cutoffs=tuple(cutoffs(budget)))
 
     def suggest(ot, d) -> Any:
         if isinstance(d, Categorical):
@@ -299,7 +424,9 @@ def run_optuna(method: str, cfg, plan, data, device: str, seed: int, budget: int
             return ot.should_prune()
 
         report, curve = epoch_reporter(run, metric, decide)
+        started = run.epochs
         result, seconds = train(cfg, data, device, params, seed, ot.number, report)
+        run.settle(ot.number, params, started, curve, result)
         run.device_seconds += seconds
         run.trials += 1
         if result is None:
@@ -345,6 +472,47 @@ def spread(values: list[float | None], digits: int = 4, sign: float = 1.0) -> st
     return f"{cell(med)} ({cell(lo)}..{cell(hi)})"
 
 
+def test_spread(values: list[float | None]) -> str:
+    """median (min..max) of the test accuracies there are; '-' where none was handed over."""
+    got = [v for v in values if v is not None]
+    if not got:
+        return "-"
+    cell = spread(got)
+    return cell if len(got) == len(values) else f"{cell} [{len(got)} of {len(values)} seeds]"
+
+
+def comparison(runs: dict[str, list[Run]], marks: list[int], sign: float) -> list[str]:
+    """bayes+asha against Optuna TPE + Hyperband at equal epochs: medians over seeds of the best
+    validation value and of the selected trial's test accuracy."""
+    ours, theirs = "bayes+asha", "optuna-tpe+hyperband"
+    if ours not in runs or theirs not in runs:
+        return []
+    lines = [
+        "",
+        f"{ours} against {theirs} at equal epochs, median over seeds: the best validation value and the "
+        "test accuracy of the trial each would hand over (difference: ours - theirs, in the metric's "
+        "better-is-positive sense for validation):",
+        "",
+        f"| E | val {ours} | val {theirs} | val difference | test {ours} | test {theirs} | test difference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in marks:
+        val = [statistics.median(r.best_at(m) for r in runs[k]) for k in (ours, theirs)]  # maximise form
+        test = [median_test(runs[k], m) for k in (ours, theirs)]
+        test_diff = None if None in test else test[0] - test[1]
+        lines.append(
+            f"| {m} | {fmt(sign * val[0])} | {fmt(sign * val[1])} | {val[0] - val[1]:+.4f} | "
+            f"{fmt(test[0])} | {fmt(test[1])} | {'-' if test_diff is None else f'{test_diff:+.4f}'} |"
+        )
+    return lines
+
+
+def median_test(rs: list[Run], cut: int) -> float | None:
+    got = [r.test.get(cut) for r in rs]
+    got = [v for v in got if v is not None]
+    return statistics.median(got) if got else None
+
+
 def reach_target(runs: dict[str, list[Run]], budget: int) -> dict[str, list[tuple[int, float] | None]]:
     """Per method, per seed: (epochs, device seconds) to reach random's best of that seed."""
     targets = {r.seed: r.best_at(budget) for r in runs["random"]}
@@ -354,7 +522,7 @@ def reach_target(runs: dict[str, list[Run]], budget: int) -> dict[str, list[tupl
 def report_markdown(runs: dict[str, list[Run]], args, machine: str, budget: int, wall: float) -> str:
     sign = runs[next(iter(runs))][0].sign
     seeds = len(runs[next(iter(runs))])
-    marks = sorted({m for m in (budget // 8, budget // 4, budget // 2, budget) if m > 0})
+    marks = cutoffs(budget)
     sizes = [
         f"{args.epochs} epochs a trial",
         f"budget {budget} epochs ({args.budget_trials} full trials) per method and seed",
@@ -385,6 +553,20 @@ def report_markdown(runs: dict[str, list[Run]], args, machine: str, budget: int,
             + f" | {spread([r.device_seconds / 60 for r in rs], 2)}"
             + f" | {spread([r.search_seconds for r in rs], 0)} |"
         )
+    lines += [
+        "",
+        "Test accuracy of the trial each method would hand over had it stopped at E epochs (the best by "
+        "validation within E, at its best epoch; its weights scored once on the test split), median "
+        "(min..max) over seeds:",
+        "",
+        "| method | " + " | ".join(f"test E={m}" for m in marks) + " |",
+        "|---" * (len(marks) + 1) + "|",
+    ]
+    for method, rs in runs.items():
+        lines.append(
+            f"| {method} | " + " | ".join(test_spread([r.test.get(m) for r in rs]) for m in marks) + " |"
+        )
+    lines += comparison(runs, marks, sign)
 
     if "random" in runs:
         reached = reach_target(runs, budget)
@@ -447,18 +629,20 @@ def targets_met(runs: dict[str, list[Run]], budget: int, marks: list[int], sign:
             f"median over seeds): missed, the median seed never reached it within {budget} epochs."
         )
     if "bayes+asha" in runs and "optuna-tpe+hyperband" in runs:
-        cells, ok = [], False
+        val_ok, test_ok = [], []
         for m in marks:
             ours = statistics.median(r.best_at(m) for r in runs["bayes+asha"])  # maximise form
             theirs = statistics.median(r.best_at(m) for r in runs["optuna-tpe+hyperband"])
-            ok = ours >= theirs
-            cells.append(
-                f"E={m}: {fmt(sign * ours)} vs {fmt(sign * theirs)}, {'>=' if ok else '<'} "
-                f"({sign * (ours - theirs):+.4f})"
-            )
+            val_ok.append(ours >= theirs)
+            tests = [median_test(runs[k], m) for k in ("bayes+asha", "optuna-tpe+hyperband")]
+            test_ok.append(None not in tests and tests[0] >= tests[1])
+        at = ", ".join(map(str, marks))
         out.append(
-            "- Target 2 (bayes+asha's median best >= Optuna TPE + Hyperband's at equal epochs): "
-            f"{'met' if ok else 'missed'} at the whole budget; " + "; ".join(cells) + "."
+            f"- Target 2 (bayes+asha's medians >= Optuna TPE + Hyperband's at E = {at}, in best validation "
+            "value and in the selected trial's test accuracy): "
+            f"{'met' if all(val_ok + test_ok) else 'missed'}; "
+            f"validation at {sum(val_ok)} of {len(marks)} cut-offs, test at {sum(test_ok)} of {len(marks)} "
+            "(the table above has the values)."
         )
     return out
 
@@ -513,7 +697,12 @@ def main() -> None:
             f"{args.dataset} {run.method} seed {run.seed}: best {fmt(run.sign * run.best)} "
             f"after {run.epochs} epochs, {run.trials} trials ({run.pruned} pruned), "
             f"{run.device_seconds / 60:.2f} device min, "
-            f"{run.search_seconds:.0f} search s",
+            f"{run.search_seconds:.0f} search s; hands over "
+            + (
+                f"trial {run.picks[budget].number} (test accuracy {fmt(run.test[budget])})"
+                if run.picks.get(budget) is not None
+                else "nothing"
+            ),
             file=sys.stderr,
             flush=True,
         )
