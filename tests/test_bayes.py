@@ -330,9 +330,9 @@ def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(
     fitted = {}
     real_fit = BayesSearch._fit
 
-    def spy(self, X, scores):
+    def spy(self, X, scores, numbers):
         fitted["X"], fitted["scores"] = X, scores
-        return real_fit(self, X, scores)
+        return real_fit(self, X, scores, numbers)
 
     monkeypatch.setattr(BayesSearch, "_fit", spy)
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4)
@@ -357,7 +357,7 @@ def test_joint_gp_takes_a_completed_trials_score_over_its_curve(monkeypatch):
     monkeypatch.setattr(
         BayesSearch,
         "_fit",
-        lambda self, X, scores: fitted.update(X=X, scores=scores) or real_fit(self, X, scores),
+        lambda self, X, scores, numbers: fitted.update(X=X, scores=scores) or real_fit(self, X, scores, numbers),
     )
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=3)
     s.suggest(3, trials, curves=curves)
@@ -453,3 +453,55 @@ def test_bad_multi_fidelity_options_are_one_line(options, message):
     with pytest.raises(UsageError) as e:
         make_strategy("bayes", SearchSpace.from_dict(SQUARE), **options)
     assert str(e.value) == message
+
+
+# --- scale: a bounded posterior and anchored hyperparameters ---------------------------------------
+
+SIX = {f"x{i}": {"type": "float", "low": 1e-3 if i < 2 else 0.0, "high": 1.0, "log": i < 2} for i in range(6)}
+
+
+def _many(n, seed=0):
+    space = SearchSpace.from_dict(SIX)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        u = rng.random(6)
+        out.append(Trial(i, space.from_unit(u), TrialState.COMPLETE, score=float(-((u - 0.3) ** 2).sum())))
+    return space, out
+
+
+def test_subset_keeps_every_row_up_to_the_cap_then_the_best_half_and_a_spread():
+    y = np.arange(300, dtype=float)[::-1]  # row i has the (i+1)-th best value
+    np.testing.assert_array_equal(_gp.subset(y[:50], size=64), np.arange(50))
+    keep = _gp.subset(y, size=64)
+    assert len(keep) == 64 and len(set(keep)) == 64
+    assert set(range(32)) <= set(keep)  # the best 32
+    assert 299 in keep  # the spread reaches the worst
+
+
+def test_past_the_refit_threshold_the_posterior_is_bounded_and_the_fit_kept_while_the_anchor_stands(
+    monkeypatch,
+):
+    space, trials = _many(300)
+    fits = []
+    real = _gp.fit_hyperparameters
+    monkeypatch.setattr(_gp, "fit_hyperparameters", lambda X, y: fits.append(len(X)) or real(X, y))
+    s = make_strategy("bayes", space, seed=0)
+    s.suggest(300, trials)
+    assert fits == [_gp.MAX_ROWS]  # on the anchor's subset, not on 300 rows
+    assert _gp.anchor_size(300) == _gp.anchor_size(301)
+    trials.append(Trial(300, space.from_unit(np.full(6, 0.5)), TrialState.COMPLETE, score=-0.2))
+    s.suggest(301, trials)
+    assert fits == [_gp.MAX_ROWS]  # the same anchor: not refitted
+
+
+def test_a_suggestion_past_the_refit_threshold_is_a_function_of_the_history_and_seed_alone():
+    """A resumed study (a fresh strategy, no fit kept) suggests what the running one did."""
+    space, trials = _many(160)
+    running = make_strategy("bayes", space, seed=3)
+    running.suggest(125, trials[:125])  # fits an earlier anchor and keeps it
+    running.suggest(158, trials[:158])  # and this one
+    kept = running.suggest(160, trials)
+    fresh = make_strategy("bayes", space, seed=3).suggest(160, trials)
+    assert kept == fresh
+    assert [_gp.anchor_size(n) for n in (100, 109, 110, 121, 1000)] == [100, 100, 110, 121, 993]

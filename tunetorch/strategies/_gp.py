@@ -120,6 +120,33 @@ def fit_hyperparameters(X: np.ndarray, y: np.ndarray) -> GPParams:
     )
 
 
+MAX_ROWS = 128  # the posterior holds at most this many rows (`subset`)
+REFIT_EVERY_UNTIL = 100  # observed trials up to which the hyperparameters are refitted at every suggestion
+
+
+def subset(y: np.ndarray, size: int = MAX_ROWS) -> np.ndarray:
+    """Indices of at most `size` rows to condition on: all of them up to `size`; past it, the best
+    half by y and the rest at evenly spaced ranks of the others, so the model is exact where EI
+    looks (near the top) and still knows the shape of the whole (a GP over the best points and a
+    spread, which bounds a suggestion's cost: Cholesky is cubic in the rows). Deterministic."""
+    n = len(y)
+    if n <= size:
+        return np.arange(n)
+    order = np.argsort(-y, kind="stable")
+    top, rest = order[: size // 2], order[size // 2 :]
+    spread = rest[np.linspace(0, len(rest) - 1, size - size // 2).round().astype(int)]
+    return np.sort(np.concatenate([top, spread]))
+
+
+def anchor_size(n_observed: int) -> int:
+    """The largest 100 * 1.1^k (rounded) within n_observed: the trials the hyperparameters are
+    fitted on once more than REFIT_EVERY_UNTIL are observed."""
+    m = REFIT_EVERY_UNTIL
+    while round(m * 1.1) <= n_observed:
+        m = round(m * 1.1)
+    return m
+
+
 def standardise(v: np.ndarray) -> np.ndarray:
     std = v.std()
     return (v - v.mean()) / (std if std > 0 else 1.0)  # all equal: any scale will do
@@ -151,6 +178,7 @@ class Posterior:
         K[np.diag_indices_from(K)] += params.noise + JITTER
         self.L = np.linalg.cholesky(K)
         self.alpha = cho_solve((self.L, True), y)
+        self._Kinv: np.ndarray | None = None
 
     def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(m, D) -> mean (m,), variance (m,) of the latent function (noise not included)."""
@@ -159,6 +187,13 @@ class Posterior:
         # Round-off can make s2 - |v|^2 slightly negative at the data: clip, never sqrt a negative.
         var = np.maximum(self.p.s2 - (V * V).sum(0), 1e-12)
         return Kq @ self.alpha, var
+
+    def _inverse(self) -> np.ndarray:
+        """K^-1, computed once on first use (the acquisition's local search calls
+        predict_with_grad hundreds of times on one posterior)."""
+        if self._Kinv is None:
+            self._Kinv = cho_solve((self.L, True), np.eye(len(self.X)))
+        return self._Kinv
 
     def predict_with_grad(self, x: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
         """(D,) -> mean, variance and their gradients (D,), (D,) with respect to x."""
@@ -169,7 +204,7 @@ class Posterior:
         k = self.p.s2 * (1.0 + SQRT5 * r + (5.0 / 3.0) * r * r) * e  # (n,)
         # dk/dx = -(5/3) s2 (1 + sqrt5 r) exp(-sqrt5 r) (x - x') / ls^2: smooth at r = 0, no 1/r.
         dk = (-(5.0 / 3.0) * self.p.s2 * (1.0 + SQRT5 * r) * e)[:, None] * diff / ls2  # (n, D)
-        w = cho_solve((self.L, True), k)  # K^-1 k, (n,)
+        w = self._inverse() @ k  # K^-1 k, (n,): one matrix product, not two triangular solves per call
         mu = float(k @ self.alpha)
         var = float(self.p.s2 - k @ w)
         return mu, max(var, 1e-12), dk.T @ self.alpha, -2.0 * dk.T @ w

@@ -46,6 +46,11 @@ Each suggestion is rebuilt from the history, the curves and the seed alone:
    dimension. Ints and categoricals are rounded *before* the GP sees them, so EI is always
    that of a point that can actually be run.
 
+5. Scale (`_fit`): past 100 observed trials, the posterior holds at most `_gp.MAX_ROWS` rows
+   (`_gp.subset`: the best half and an even spread of the rest), and the hyperparameters are
+   refitted only when the history grows by a tenth, on the first trials by number
+   (`_gp.anchor_size`); a suggestion stays a function of the history and the seed.
+
 Why one long module: the steps above (design, fit, believer, acquisition, local refinement)
 share the strategy's encoded state; the GP maths itself lives apart in _gp.py.
 """
@@ -116,6 +121,7 @@ class BayesSearch(Strategy):
         for d in space.dims:
             size *= 0 if isinstance(d, Float) else (d.n_values if isinstance(d, Int) else len(d.choices))
         self._size = size if 0 < size <= _MAX_ENUMERATE else None  # only for all-discrete spaces
+        self._fits: dict[tuple[bytes, bytes], _gp.GPParams] = {}  # anchor rows -> their hyperparameters
 
     # --- the contract --------------------------------------------------------------------------
     def suggest(
@@ -206,17 +212,17 @@ class BayesSearch(Strategy):
         def z(epochs: int) -> float:  # the fidelity input: log epochs trained, 1 at the longest
             return math.log(epochs) / math.log(top) if top > 1 else 1.0
 
-        rows, values, where = [], [], {}  # where: trial number -> its GP input (params only)
+        live = [t for t in trials if t.state != TrialState.FAIL]
+        inputs = self._inputs(live)  # each trial's GP input (params only), one batch
+        index, fidelities, values, numbers = [], [], [], []  # one entry per row
 
-        def add(t: Trial, x: np.ndarray, fidelity: float, value: float) -> None:
-            rows.append(np.append(x, fidelity))
+        def add(i: int, t: Trial, fidelity: float, value: float) -> None:
+            index.append(i)
+            fidelities.append(fidelity)
             values.append(value)
-            where[t.number] = x
+            numbers.append(t.number)
 
-        for t in trials:
-            if t.state == TrialState.FAIL:
-                continue
-            x = self._gp_input(self.space.to_unit(t.params))
+        for i, t in enumerate(live):
             own = curves.get(t.number) or {}
             last = max(own, default=None)
             complete = t.state == TrialState.COMPLETE and _finite(t.score)
@@ -226,13 +232,14 @@ class BayesSearch(Strategy):
                 # Epochs 1, 2, 4, 8, ... and the last: the curve's shape without a row per epoch.
                 # A completed trial's last row is its score (trainer.score may be `last`, not best).
                 if _finite(best) and ((e + 1) & e == 0 or e == last) and not (complete and e == last):
-                    add(t, x, z(e + 1), best)
+                    add(i, t, z(e + 1), best)
             if complete:  # at the length it ran; told without a curve: at the longest
-                add(t, x, z(last + 1) if own else 1.0, float(t.score))
-        if not rows:  # nothing finite to fit yet (every curve diverged): keep exploring
+                add(i, t, z(last + 1) if own else 1.0, float(t.score))
+        if not values:  # nothing finite to fit yet (every curve diverged): keep exploring
             return self._startup(taken)
-        X, scores = np.stack(rows), np.array(values, dtype=float)
-        y, lam, params, post = self._fit(X, scores)
+        rows = np.hstack([inputs[index], np.array(fidelities)[:, None]])
+        X, y, lam, params, post = self._fit(rows, np.array(values, dtype=float), numbers)
+        scores = np.array(values, dtype=float)
         fit_seconds = time.perf_counter() - t0
 
         pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
@@ -242,7 +249,7 @@ class BayesSearch(Strategy):
         post, _ = _condition(post, X, y, params, self._top_inputs(pending), self._top_inputs(failed), worst)
         at_top = _AtFidelity(post, 1.0)
         # The incumbent: the best predicted value at the longest fidelity among the points tried.
-        tried = np.vstack([np.stack(list(where.values())), self._inputs(pending)])
+        tried = np.vstack([inputs[sorted(set(index))], self._inputs(pending)])
         predicted = at_top.predict(tried)[0]
         best = float(predicted.max())
         u, lei = self._maximise(at_top, best, tried, predicted, taken, rng)
@@ -289,9 +296,9 @@ class BayesSearch(Strategy):
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
         rng = np.random.default_rng([self.seed, number])
-        X = np.stack([self._gp_input(self.space.to_unit(t.params)) for t, _ in observed])
+        X = self._inputs([t for t, _ in observed])
         scores = np.array([v for _, v in observed], dtype=float)
-        y, lam, params, post = self._fit(X, scores)
+        X, y, lam, params, post = self._fit(X, scores, [t.number for t, _ in observed])
         fit_seconds = time.perf_counter() - t0
 
         post, believed = _condition(
@@ -395,13 +402,40 @@ class BayesSearch(Strategy):
             u = U[int(np.argmax(s))]
         return u
 
-    def _fit(self, X: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float, Any, _gp.Posterior]:
-        """Standardise (and warp) the scores and fit the GP: (y, warp lambda, params, posterior)."""
+    def _fit(
+        self, X: np.ndarray, scores: np.ndarray, numbers: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray, float, Any, _gp.Posterior]:
+        """Standardise (and warp) the scores and fit the GP: (X, y, warp lambda, params, posterior),
+        X and y the rows the posterior holds (`_gp.subset` of them past MAX_ROWS).
+
+        Hyperparameters: refitted at every suggestion while at most REFIT_EVERY_UNTIL trials are
+        observed; past that, fitted on the anchor only: the rows of the first m observed trials
+        by number, m the largest of 100 * 1.1^k within the count (`_gp.anchor_size`), so they are
+        refitted each time the history grows by a tenth. The anchor is a function of the history,
+        so the suggestion stays one of the history and the seed (a resumed study refits the same
+        anchor and gets the same values); the fit is kept while the anchor is unchanged."""
+        y, lam = self._standardise(scores)
+        keep = _gp.subset(y)
+        numbers = np.asarray(numbers)
+        observed = np.unique(numbers)
+        if len(observed) <= _gp.REFIT_EVERY_UNTIL:
+            params = _gp.fit_hyperparameters(X[keep], y[keep])
+        else:
+            anchor = np.isin(numbers, observed[: _gp.anchor_size(len(observed))])
+            Xa, ya = X[anchor], self._standardise(scores[anchor])[0]
+            rows = _gp.subset(ya)
+            key = (Xa[rows].tobytes(), ya[rows].tobytes())
+            if key not in self._fits:
+                self._fits.clear()  # one anchor at a time: the next one replaces it
+                self._fits[key] = _gp.fit_hyperparameters(Xa[rows], ya[rows])
+            params = self._fits[key]
+        return X[keep], y[keep], lam, params, _gp.Posterior(X[keep], y[keep], params)
+
+    def _standardise(self, scores: np.ndarray) -> tuple[np.ndarray, float]:
         y, lam = _gp.standardise(scores), 1.0
         if self.warp:
             y, lam = _gp.warp_outputs(y)
-        params = _gp.fit_hyperparameters(X, y)
-        return y, lam, params, _gp.Posterior(X, y, params)
+        return y, lam
 
     def _gp_info(
         self, post, u: np.ndarray, lei: float, best: float, scores: np.ndarray, params, ls, lam: float
