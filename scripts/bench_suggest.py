@@ -5,7 +5,7 @@
 
 Columns (each a median over --reps suggestions, in seconds):
     bayes               tunetorch's bayes, no scheduler: n COMPLETE trials, no curves
-    bayes + ASHA        tunetorch's bayes with its default `fidelity: joint` model, on a history
+    bayes + ASHA        tunetorch's bayes with its default `fidelity: rank` model (and `joint`), on a history
                         that ASHA made: n finished trials, most of them PRUNED after 1 or 3 of
                         their 8 epochs, each with its per-epoch curve
     Optuna GPSampler,   Optuna's samplers (`study.ask` with the six distributions), the same n
@@ -65,7 +65,8 @@ EPOCHS = 8  # a full trial under ASHA, as scripts/bench_multifidelity.py trains
 ETA = 3
 COLUMNS = {
     "bayes": "bayes",
-    "bayes+asha": "bayes + ASHA (joint)",
+    "bayes+asha": "bayes + ASHA (rank, the default)",
+    "bayes+asha-joint": "bayes + ASHA (fidelity=joint)",
     "optuna-gp": "Optuna GPSampler",
     "optuna-tpe": "Optuna TPE",
 }
@@ -189,10 +190,11 @@ def time_tunetorch(column: str, n: int, reps: int, seed: int, max_seconds: float
 
     space = SearchSpace.from_dict(SPACE)
     started = time.perf_counter()
-    history = History(space, seed, asha=column == "bayes+asha")
+    history = History(space, seed, asha=column.startswith("bayes+asha"))
     for params in start_points(space, seed, n - 1):
         history.add(params)
-    strategy = make_strategy("bayes", space, seed=seed)
+    options = {"fidelity": "joint"} if column == "bayes+asha-joint" else {}
+    strategy = make_strategy("bayes", space, seed=seed, **options)
     cell = Cell()
     for rep in range(reps + 1):  # the first is the warm-up
         number = len(history.trials)
@@ -357,7 +359,7 @@ def report(
 def targets(cells: dict[str, dict[int, Cell]], ns: list[int]) -> list[str]:
     """Issue 18: median <= 0.1 s at 1,000 finished trials and <= 1 s at 10,000, with and without ASHA."""
     out = []
-    for c in ("bayes", "bayes+asha"):
+    for c in ("bayes", "bayes+asha", "bayes+asha-joint"):
         if c not in cells:
             continue
         parts = []
@@ -399,7 +401,7 @@ def main() -> None:
     if args.reps < 1 or args.max_seconds <= 0:
         ap.error("--reps must be >= 1 and --max-seconds > 0")
 
-    columns = ["bayes", "bayes+asha"]
+    columns = ["bayes", "bayes+asha", "bayes+asha-joint"]
     optuna_note = None
     if args.no_optuna:
         optuna_note = "Optuna's columns left out (--no-optuna)."

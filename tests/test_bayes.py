@@ -315,7 +315,7 @@ def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
     assert s.last_info["std_model"] < 0.1  # left out of the model, it would be unsure there (about 0.2)
 
 
-# --- multi-fidelity, fidelity=joint (the default): one GP over (params, epochs trained) -------------
+# --- multi-fidelity, fidelity=joint: one GP over (params, epochs trained) -------------------------
 
 
 def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(monkeypatch):
@@ -335,7 +335,7 @@ def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(
         return real_fit(self, X, scores, numbers)
 
     monkeypatch.setattr(BayesSearch, "_fit", spy)
-    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4)
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4, fidelity="joint")
     s.suggest(4, trials, curves=curves)
     info = s.last_info
     assert (info["phase"], info["n_observations"], info["fidelity_epochs"]) == ("gp", 5 + 5 + 3 + 1, 9)
@@ -357,9 +357,11 @@ def test_joint_gp_takes_a_completed_trials_score_over_its_curve(monkeypatch):
     monkeypatch.setattr(
         BayesSearch,
         "_fit",
-        lambda self, X, scores, numbers: fitted.update(X=X, scores=scores) or real_fit(self, X, scores, numbers),
+        lambda self, X, scores, numbers: (
+            fitted.update(X=X, scores=scores) or real_fit(self, X, scores, numbers)
+        ),
     )
-    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=3)
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=3, fidelity="joint")
     s.suggest(3, trials, curves=curves)
     X, scores = fitted["X"], fitted["scores"]
     np.testing.assert_allclose(X[:3, -1], np.log([1, 2, 3]) / np.log(3))
@@ -372,7 +374,7 @@ def test_joint_gp_with_nothing_finite_to_fit_keeps_to_the_design():
     P, C = TrialState.PRUNED, TrialState.COMPLETE
     trials = [_trial(0, P, 0.5, 0.1), _trial(1, P, 0.4, 0.5)]
     curves = {0: {0: math.nan}, 1: {0: math.inf, 1: math.nan}}
-    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=2)
+    s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=2, fidelity="joint")
     s.suggest(2, trials, curves=curves)
     assert s.last_info["phase"] == "startup"
     trials.append(_trial(2, C, 0.7, 0.9))
@@ -444,7 +446,7 @@ def test_random_fraction_draws_among_the_points_left_of_a_small_discrete_space()
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"fidelity": "lowest"}, "strategy.fidelity: 'lowest' is not one of highest, joint"),
+        ({"fidelity": "lowest"}, "strategy.fidelity: 'lowest' is not one of rank, joint, highest"),
         ({"random_fraction": 1.0}, "strategy.random_fraction: 1.0 must be a number in [0, 1)"),
         ({"random_fraction": "x"}, "strategy.random_fraction: 'x' must be a number in [0, 1)"),
     ],

@@ -380,15 +380,22 @@ def test_strategies_without_curves_run_under_a_scheduler_unchanged():
     assert [e for e in a.log if e[0] == "ask"] == [e for e in b.log if e[0] == "ask"]
 
 
-@pytest.mark.parametrize("fidelity", ["joint", "highest"])
+@pytest.mark.parametrize("fidelity", ["rank", "joint", "highest"])
 def test_bayes_with_asha_learns_from_partial_trials(fidelity):
     driver = Driver(18, workers=3).run(study := make_study("asha", "bayes", fidelity=fidelity))
     gp = [t for t in study.trials if t.info.get("phase") == "gp"]
-    assert gp and all(t.info["fidelity_epochs"] in range(1, EPOCHS + 1) for t in gp)
-    assert any(t.info["n_pending"] > 0 for t in gp)
+    assert gp and any(t.info["n_pending"] > 0 for t in gp)
+    if fidelity == "rank":  # one row per scored trial, stopped ones included
+        assert all(t.info["fidelity_epochs"] is None for t in gp)
+        assert any(
+            t.info["n_observations"] > sum(u.state == TrialState.COMPLETE for u in study.trials[: t.number])
+            for t in gp
+        )
+    else:
+        assert all(t.info["fidelity_epochs"] in range(1, EPOCHS + 1) for t in gp)
     if fidelity == "joint":  # every curve in one model: more observations than trials
         assert any(t.info["n_observations"] > t.number for t in gp) and "fidelity_length_scale" in gp[-1].info
-    else:  # the trials stopped below the chosen fidelity are believed
+    elif fidelity == "highest":  # the trials stopped below the chosen fidelity are believed
         assert any(t.info["n_pruned"] > 0 for t in gp)
     keys = {tuple(t.params.values()) for t in study.trials}
     assert len(keys) == len(study.trials)

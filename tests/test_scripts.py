@@ -114,7 +114,12 @@ def _markdown_table(text: str, first_header: str) -> tuple[list[str], list[list[
 def test_bench_suggest_prints_seconds_against_finished_trials():
     out = script("bench_suggest.py", *("--n", "20,40", "--reps", "1", "--no-optuna"))
     header, rows = _markdown_table(out.stdout, "n finished")
-    assert header == ["n finished", "bayes", "bayes + ASHA (joint)"], out.stdout
+    assert header == [
+        "n finished",
+        "bayes",
+        "bayes + ASHA (rank, the default)",
+        "bayes + ASHA (fidelity=joint)",
+    ], out.stdout
     assert [row[0] for row in rows] == ["20", "40"], out.stdout
     for row in rows:
         assert len(row) == len(header), out.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SHRINK, run_tune
+from tests.test_race import largest_pile
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -340,3 +341,19 @@ def test_asha_on_two_workers_prunes_records_and_reports_it(tmp_path):
     assert len(finished_lines) == 8 and all(" left" in ln for ln in finished_lines[:-1])
     assert not any("about -" in ln for ln in finished_lines)
     assert f"results in {d}/:" in text and "index.html" in text and "params.png" in text
+
+
+def test_bayes_with_asha_on_digits_does_not_pile_onto_one_point(tmp_path):
+    """Issue 18: under the joint model, trials 9-19 of this study all sat at weight_decay = 1e-6 (the
+    lower bound) with lr 0.0036-0.0052, nearly all stopped after one epoch."""
+    d = tmp_path / "study"
+    out = run_tune(
+        "+strategy=bayes", "+scheduler=asha", "budget.n_trials=20", "study.evaluate=false", f"study.dir={d}"
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    rows = list(csv.DictReader((d / "trials.csv").open()))
+    assert len(rows) == 20 and sum(r["state"] == "PRUNED" for r in rows) >= 8
+    model = [{k: float(r[k]) for k in ("optimizer.lr", "optimizer.weight_decay")} for r in rows[10:]]
+    for bound in (1e-6, 1e-2):  # the GP proposes these, well past the start-up design
+        assert sum(p["optimizer.weight_decay"] == bound for p in model) <= len(model) // 2, model
+    assert largest_pile(model) <= len(model) // 2, model

@@ -11,7 +11,9 @@ Each suggestion is rebuilt from the history, the curves and the seed alone:
    flatten the model where the optimum is. What it is fitted to:
    - without curves (trials told without per-epoch reports): the completed trials' scores;
    - with curves and at least one trial stopped early by a scheduler (multi-fidelity),
-     `fidelity: joint` (the default): one GP over (params, z), z = log(epochs trained) /
+     `fidelity: rank` (the default): one row per scored trial over its params, valued by its
+     standing (epochs trained, then score) as a normal score (`_ranked` says why);
+   - likewise, `fidelity: joint`: one GP over (params, z), z = log(epochs trained) /
      log(the longest any trial trained), fitted on every non-failed trial's curve at 1, 2, 4,
      8, ... epochs and its last epoch (each value the best so far), EI taken at z = 1, the
      incumbent the best predicted value at z = 1 among the points tried (MOBSTER, Klein et al.
@@ -72,7 +74,7 @@ from tunetorch.trial import Trial, TrialState
 
 _MAX_ENUMERATE = 4096  # a discrete space up to this size is searched exhaustively
 _MAX_SWEEP = 64  # an int dimension with more values is swept over nearby values only
-_FIDELITIES = ("highest", "joint")
+_FIDELITIES = ("rank", "joint", "highest")
 
 
 class BayesSearch(Strategy):
@@ -86,7 +88,7 @@ class BayesSearch(Strategy):
         n_candidates: int = 2048,
         n_local: int = 10,
         warp: bool = True,
-        fidelity: str = "joint",
+        fidelity: str = "rank",
         random_fraction: float = 0.0,
     ):
         super().__init__(space, seed)
@@ -141,7 +143,9 @@ class BayesSearch(Strategy):
         coin = np.random.default_rng([self.seed, number, 1]).random()
         if coin < self.random_fraction:
             return self._random(number, taken)
-        if curves and self.fidelity == "joint" and any(t.state == TrialState.PRUNED for t in trials):
+        if curves and self.fidelity != "highest" and any(t.state == TrialState.PRUNED for t in trials):
+            if self.fidelity == "rank":
+                return self._ranked(number, trials, curves, taken)
             return self._joint(number, trials, curves, taken)
         if curves:
             level, observed = self._fidelity(trials, curves)
@@ -186,6 +190,31 @@ class BayesSearch(Strategy):
             if len(obs) >= len(self.space) + 1:
                 return e, obs
         return levels[-1], observations(levels[-1])
+
+    def _ranked(
+        self, number: int, trials: Sequence[Trial], curves: Mapping[int, Mapping[int, float]], taken: set
+    ) -> dict[str, Any]:
+        """`fidelity: rank`: one GP row per scored trial, over its params alone, valued by its standing
+        as the scheduler judged it: trials ordered by the epochs they trained (a completed trial
+        above every stopped one), then by score, and the order mapped to normal scores (the order
+        Optuna's TPE gives pruned trials). A trial stopped early sits below every trial that went
+        further, so it pushes later suggestions away from where it failed; and the length scales
+        are learnt from differences between trials, as without a scheduler, not from the rise of
+        each curve over its epochs (which, in `joint`, makes every parameter that matters only
+        late, such as weight decay, look irrelevant and EI collapse onto one point)."""
+
+        def standing(t: Trial) -> tuple[float, float]:
+            trained = math.inf if t.state == TrialState.COMPLETE else 1 + max(curves.get(t.number) or {0: 0})
+            return trained, float(t.score)
+
+        done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and _finite(t.score)]
+        done.sort(key=standing)
+        observed = list(zip(done, _normal_scores(np.arange(len(done), dtype=float)), strict=True))
+        pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        out = self._bayes(number, observed, pending, failed, [], taken, "rank")
+        self.last_info["best"] = max(float(t.score) for t in done)  # a score, not a normal score
+        return out
 
     def _random(self, number: int, taken: set) -> dict[str, Any]:
         """A uniformly random untried point (BOHB's random fraction: keeps the model honest)."""
@@ -292,13 +321,15 @@ class BayesSearch(Strategy):
         failed: list[Trial],
         pruned: list[Trial],
         taken: set,
-        level: int | None,
+        level: int | str | None,  # the epoch observed (highest), "rank", or None (no curves)
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
         rng = np.random.default_rng([self.seed, number])
         X = self._inputs([t for t, _ in observed])
         scores = np.array([v for _, v in observed], dtype=float)
-        X, y, lam, params, post = self._fit(X, scores, [t.number for t, _ in observed])
+        X, y, lam, params, post = self._fit(
+            X, scores, [t.number for t, _ in observed], ranked=level == "rank"
+        )
         fit_seconds = time.perf_counter() - t0
 
         post, believed = _condition(
@@ -313,7 +344,9 @@ class BayesSearch(Strategy):
         self.last_info = {
             **self._gp_info(post, u, lei, best, scores, params, params.ls, lam),
             "n_observations": len(observed),
-            "fidelity_epochs": None if level is None else level + 1,  # epochs behind each observation
+            "fidelity_epochs": level + 1
+            if isinstance(level, int)
+            else None,  # epochs behind each observation
             "n_pending": len(pending),
             "n_failed": len(failed),
             "n_pruned": len(pruned),  # pruned below that fidelity, believed like the pending ones
@@ -403,7 +436,7 @@ class BayesSearch(Strategy):
         return u
 
     def _fit(
-        self, X: np.ndarray, scores: np.ndarray, numbers: Sequence[int]
+        self, X: np.ndarray, scores: np.ndarray, numbers: Sequence[int], ranked: bool = False
     ) -> tuple[np.ndarray, np.ndarray, float, Any, _gp.Posterior]:
         """Standardise (and warp) the scores and fit the GP: (X, y, warp lambda, params, posterior),
         X and y the rows the posterior holds (`_gp.subset` of them past MAX_ROWS).
@@ -422,7 +455,10 @@ class BayesSearch(Strategy):
             params = _gp.fit_hyperparameters(X[keep], y[keep])
         else:
             anchor = np.isin(numbers, observed[: _gp.anchor_size(len(observed))])
-            Xa, ya = X[anchor], self._standardise(scores[anchor])[0]
+            # Ranked scores (fidelity rank) are ranked again within the anchor: the anchor's own
+            # order does not change as later trials join the ranking, so neither does its fit.
+            Xa = X[anchor]
+            ya = _normal_scores(scores[anchor]) if ranked else self._standardise(scores[anchor])[0]
             rows = _gp.subset(ya)
             key = (Xa[rows].tobytes(), ya[rows].tobytes())
             if key not in self._fits:
@@ -554,6 +590,16 @@ def _columns(space: SearchSpace) -> list[list[int]]:
         cols.append(list(range(at, at + width)))
         at += width
     return cols
+
+
+def _normal_scores(values: np.ndarray) -> np.ndarray:
+    """Each value's rank (ties in order of position) mapped to the standard normal quantile
+    (rank + 0.5) / n."""
+    from scipy.stats import norm
+
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return norm.ppf((ranks + 0.5) / len(values))
 
 
 def _finite(score: Any) -> bool:
