@@ -268,6 +268,36 @@ def test_inprocess_slots_interleave_on_the_simulated_clock_and_the_budget_counts
     assert executor.slots[0].busy_seconds + executor.slots[1].busy_seconds == 45.0
 
 
+@pytest.mark.parametrize(
+    ("n_trials", "gpu_minutes", "ran", "reason"),
+    [
+        (None, None, 20, "budget: 20 trials"),  # neither given: the default trial count
+        (None, 0.5, 30, "budget: 0.5 device minutes"),  # minutes only: no trial cap, past 20
+        (12, None, 12, "budget: 12 trials"),
+        (12, 0.5, 12, "budget: 12 trials"),  # both: whichever is spent first
+        (40, 0.5, 30, "budget: 0.5 device minutes"),
+    ],
+)
+def test_the_budget_rule_a_trial_count_only_when_given_or_when_no_minutes_are(
+    n_trials, gpu_minutes, ran, reason
+):
+    """Issue 18: a minutes budget is spent, not cut short by a default trial count."""
+    from tunetorch.budget import DEFAULT_N_TRIALS, Budget
+    from tunetorch.executors.inprocess import InProcessExecutor
+    from tunetorch.search import run_search
+
+    def task(number, params):  # one 1-second epoch a trial, on the simulated clock
+        yield {"epoch": 0, "val_accuracy": 0.5}, 1.0
+        return {"score": 0.5, "epoch": 0, "epochs": 1}
+
+    budget = Budget(n_trials, gpu_minutes)
+    assert budget.defaulted == (n_trials is None and gpu_minutes is None)
+    assert budget.n_trials == (DEFAULT_N_TRIALS if budget.defaulted else n_trials)
+    study = _landscape_study(scheduler="none")
+    outcome = run_search(study, InProcessExecutor(task), budget)
+    assert outcome.ok and outcome.reason == reason and len(study.trials) == ran
+
+
 def test_a_failing_trial_in_process_is_failed_and_the_loop_stops_on_consecutive_failures():
     from tunetorch.executors.inprocess import InProcessExecutor
     from tunetorch.search import Budget, run_search
@@ -459,6 +489,7 @@ def test_synthetic_race_end_to_end(tmp_path):
         "\n  grid: all 4 lattice points have been tried\n" in out.stdout and "grid: grid:" not in out.stdout
     )
     assert "\n  bayes+asha: budget: 8 trials\n" in out.stdout
+    assert "; budget 8 trials per entrant; " in out.stdout.splitlines()[0]
     from PIL import Image
 
     with Image.open(d / "race.gif") as gif:
@@ -503,11 +534,30 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
         "race.options.grid.resolution=4",
     )
     assert out.returncode == 0, out.stderr + out.stdout
+    assert "; budget 6 GPU minutes (no trial cap) per entrant; " in out.stdout.splitlines()[0]
     worst = float(cost_seconds(1e-4)) / 60  # the most one trial can overshoot by
-    for name, s in json.loads((d / "race.json").read_text())["strategies"].items():
+    race = json.loads((d / "race.json").read_text())
+    assert race["budget"] == {"n_trials": None, "gpu_minutes": 6}
+    for name, s in race["strategies"].items():
         if name == "grid" and s["n_trials"] == 16:
             continue  # the 4 x 4 lattice may run out first
         assert 6 <= s["gpu_minutes"] < 6 + worst
+
+
+def test_a_race_with_no_budget_given_runs_the_default_20_trials_and_says_so(tmp_path):
+    d = tmp_path / "race"
+    out = run_race(
+        "landscape=smooth", "race.strategies=[grid,random]", f"study.dir={d}", "budget.n_trials=null"
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    header = out.stdout.splitlines()[0]
+    assert (
+        "; budget 20 trials (the default; set budget.n_trials or budget.gpu_minutes) per entrant; " in header
+    )
+    race = json.loads((d / "race.json").read_text())
+    assert race["budget"] == {"n_trials": 20, "gpu_minutes": None}
+    assert race["strategies"]["random"]["n_trials"] == 20
+    assert race["strategies"]["grid"]["options"]["resolution"] == 4  # auto: isqrt(20), by the same rule
 
 
 @pytest.mark.parametrize(

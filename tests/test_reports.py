@@ -136,11 +136,18 @@ def test_format_params_uses_three_significant_digits_everywhere():
     )
 
 
-def test_budget_text_never_prints_none():
-    assert terminal.budget_text(12, None, "CPU-device minutes") == "12 trials"
-    assert terminal.budget_text(None, 30, "GPU minutes") == "30 GPU minutes"
-    assert "whichever is spent first" in terminal.budget_text(12, 2.5)
-    assert "None" not in terminal.budget_text(None, None)
+def test_budget_text_states_the_budget_as_it_applies():
+    from tunetorch.budget import Budget
+
+    def text(n_trials, minutes, unit="GPU minutes"):
+        return terminal.budget_text(Budget(n_trials, minutes), unit)
+
+    assert text(12, None, "CPU-device minutes") == "12 trials"
+    assert text(1, None) == "1 trial"
+    assert text(None, 30) == "30 GPU minutes (no trial cap)"
+    assert text(None, 1, "device minutes") == "1 device minute (no trial cap)"
+    assert text(12, 2.5) == "12 trials or 2.5 GPU minutes, whichever is spent first"
+    assert text(None, None) == "20 trials (the default; set budget.n_trials or budget.gpu_minutes)"
 
 
 def test_top_table_on_a_real_study(real):

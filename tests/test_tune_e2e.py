@@ -343,6 +343,40 @@ def test_asha_on_two_workers_prunes_records_and_reports_it(tmp_path):
     assert f"results in {d}/:" in text and "index.html" in text and "params.png" in text
 
 
+def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(tmp_path):
+    """Issue 18: `+scheduler=asha budget.gpu_minutes=1` ended on the default budget.n_trials=20 with
+    0.37 of its minute spent. Given minutes and no trial count, a study runs until the minutes are
+    spent (tunetorch/budget.py), and its first line says so."""
+    d = tmp_path / "study"
+    shrink = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "trainer.epochs="))]
+    args = [*shrink, "+strategy=random", "+scheduler=asha", "trainer.epochs=2", "trainer.batch_size=512"]
+    # 0.2 device minutes: about 0.04 s a trial on an idle 2-core CPU (hundreds of trials), still
+    # more than 20 when another process slows each trial tenfold; the wall time stays near 12 s.
+    out = run_tune(
+        *args, "budget.gpu_minutes=0.2", "study.evaluate=false", "tuner.progress=false", f"study.dir={d}"
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    first = out.stdout.splitlines()[0]
+    assert first.startswith(f"study {d}: strategy random, scheduler asha;"), first
+    assert "; budget 0.2 device minutes (no trial cap); " in first, first
+    assert "search ended: budget: 0.2 device minutes." in out.stdout
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["n_trials"] > 20 and summary["n_pruned"] > 0 and summary["gpu_minutes"] >= 0.2
+
+    # The budget may change on resume: it is not the study's identity (tunetorch/identity.py), so a
+    # study stored under the old default (n_trials: 20) resumes too. Here a trial count is added;
+    # both are already spent, so nothing runs.
+    again = run_tune(
+        *args, "budget.gpu_minutes=0.2", "budget.n_trials=20", "study.evaluate=false", f"study.dir={d}"
+    )
+    assert again.returncode == 0, again.stderr + again.stdout
+    first = again.stdout.splitlines()[0]
+    assert (
+        first.startswith(f"resuming {d}:") and "; budget 20 trials or 0.2 device minutes, whichever" in first
+    )
+    assert json.loads((d / "summary.json").read_text())["n_trials"] == summary["n_trials"]  # nothing ran
+
+
 def test_bayes_with_asha_on_digits_does_not_pile_onto_one_point(tmp_path):
     """Issue 18: under the joint model, trials 9-19 of this study all sat at weight_decay = 1e-6 (the
     lower bound) with lr 0.0036-0.0052, nearly all stopped after one epoch."""

@@ -68,9 +68,7 @@ def check(cfg: Any, conf: Path, defaulted: bool = False, extra_sections: tuple[s
     _boolean(cfg, "trainer.compile")
     _whole(cfg, "trainer.loader_workers", low=0)
     _positive_int(cfg, "budget.n_trials", optional=True)
-    _positive_number(cfg, "budget.gpu_minutes", optional=True)
-    if _get(cfg, "budget.n_trials") is None and _get(cfg, "budget.gpu_minutes") is None:
-        raise UsageError("budget: n_trials and gpu_minutes are both null; give at least one")
+    _positive_number(cfg, "budget.gpu_minutes", optional=True)  # both null: the default (tunetorch/budget.py)
     _positive_int(cfg, "tuner.max_consecutive_failures")
     _whole(cfg, "tuner.max_retries", low=0)
     _positive_int(cfg, "tuner.workers")

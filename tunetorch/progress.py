@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tunetorch.budget import Budget
 from tunetorch.history import device_unit
 from tunetorch.reports import terminal
 
@@ -15,13 +16,12 @@ class Progress:
     def __init__(
         self,
         study: Any,
-        n_trials: int | None,
-        gpu_minutes: float | None,
+        budget: Budget,
         metric: str,
         slots: int,
         epochs: int,
     ):
-        self.study, self.n_trials, self.gpu_minutes = study, n_trials, gpu_minutes
+        self.study, self.n_trials, self.gpu_minutes = study, budget.n_trials, budget.gpu_minutes
         self.metric, self.slots, self.epochs = metric, slots, epochs
         self.started_at: dict[int, float] = {}
 

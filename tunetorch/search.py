@@ -2,9 +2,10 @@
 
     study.ask() -> pool.submit(slot) -> worker trains -> event "done" -> study.tell() -> journal
 
-Budget: `n_trials` counts finished trials (completed or failed); `gpu_minutes` counts the
-device seconds of finished trials. Once either is spent no new trial starts; trials
-already in flight run to their end and are recorded, so a study can overshoot its GPU
+Budget (tunetorch/budget.py, the rule: a trial count only when given, or by default when no
+minutes are): `n_trials` counts finished trials (completed, pruned or failed); `gpu_minutes`
+counts the device seconds of finished trials. Once either is spent no new trial starts;
+trials already in flight run to their end and are recorded, so a study can overshoot its GPU
 minutes by at most one trial per slot.
 """
 
@@ -16,17 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tunetorch.budget import Budget
 from tunetorch.errors import SpaceExhausted
 from tunetorch.executors.local import Event, Pool
 from tunetorch.history import consecutive_failures, device_minutes
 from tunetorch.study import Study
 from tunetorch.trial import Trial, TrialState
-
-
-@dataclass
-class Budget:
-    n_trials: int | None = None
-    gpu_minutes: float | None = None
 
 
 @dataclass
@@ -71,11 +67,7 @@ def run_search(
         # A pruned trial is finished for the study before its worker reports back: count it once.
         done_numbers = {t.number for t in done}
         running = [n for n in pool.in_flight() if n not in done_numbers]
-        if budget.n_trials is not None and len(done) + len(running) >= budget.n_trials:
-            return f"budget: {budget.n_trials} trials"
-        if budget.gpu_minutes is not None and device_minutes(done) >= budget.gpu_minutes:
-            return f"budget: {budget.gpu_minutes} device minutes"
-        return None
+        return budget.spent(len(done) + len(running), device_minutes(done))
 
     def start_trial(slot: int, trial: Trial) -> None:
         device = pool.submit(slot, trial.number, trial.params)

@@ -50,17 +50,19 @@ def _devices(cfg: Any) -> Any:
 def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     from omegaconf import OmegaConf
 
+    from tunetorch.budget import Budget
     from tunetorch.checkpoints import bind_weights, keep_best
     from tunetorch.executors import open_executor
     from tunetorch.history import device_minutes, device_unit
     from tunetorch.progress import Progress
     from tunetorch.reports import TensorBoardLog, terminal, write_reports
-    from tunetorch.search import Budget, run_search
+    from tunetorch.search import run_search
     from tunetorch.strategies import make_strategy
     from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
 
     study_dir = Path(cfg.study.dir)
+    budget = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)  # the rule, once (tunetorch/budget.py)
     metric, direction = str(cfg.study.metric), str(cfg.study.direction)
     journal, resumed = identity.open_journal(study_dir, cfg, plan)
     strategy = make_strategy(plan.strategy, plan.space, seed=cfg.study.seed, **plan.strategy_options)
@@ -97,7 +99,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     print(
         f"{'resuming' if resumed else 'study'} {study_dir}: strategy {plan.strategy}{note}{scheduler}; "
         f"{cfg.model._target_} on {cfg.dataset._target_}; {direction} {metric}; "
-        f"budget {terminal.budget_text(cfg.budget.n_trials, cfg.budget.gpu_minutes, 'device minutes')}; "
+        f"budget {terminal.budget_text(budget, 'device minutes')}; "
         f"{len(devices)} slot(s) ({cfg.tuner.backend}): {', '.join(devices)}",
         flush=True,
     )
@@ -116,9 +118,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         direction=direction,
         strategy_internals=bool(cfg.report.strategy_internals),
     )
-    progress = Progress(
-        study, cfg.budget.n_trials, cfg.budget.gpu_minutes, metric, len(devices), int(cfg.trainer.epochs)
-    )
+    progress = Progress(study, budget, metric, len(devices), int(cfg.trainer.epochs))
     show = bool(cfg.tuner.progress)
 
     def keep_best_weights() -> None:
@@ -137,7 +137,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         outcome = run_search(
             study,
             pool,
-            Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes),
+            budget,
             max_retries=cfg.tuner.max_retries,
             max_consecutive_failures=cfg.tuner.max_consecutive_failures,
             on_trial=on_trial,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch import cli, config, identity
+from tunetorch.budget import Budget
 from tunetorch.errors import UsageError
 
 DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.gpu_minutes is given
@@ -125,7 +126,7 @@ def _entrant(cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dic
 
     options = _options(cfg, "strategy", strategy)
     if strategy == "grid" and options.get("resolution") == "auto":
-        n = cfg.budget.n_trials
+        n = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes).n_trials  # the trial cap as it applies
         fits = isinstance(n, int) and not isinstance(n, bool) and n >= 1
         # The largest square lattice the trial budget can finish: a bigger one would be cut short.
         options["resolution"] = max(1, math.isqrt(n)) if fits else DEFAULT_GRID_RESOLUTION

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch import cli, identity
+from tunetorch.budget import Budget
 from tunetorch.errors import UsageError
 from tunetorch.race.plan import DEFAULT_STRATEGIES, LANDSCAPE_DIMS, Entrant, Plan, make_plan
 
@@ -57,7 +58,7 @@ def run(cfg: Any) -> int:
     print(
         f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
         f"dims {plan.dims[0]} x {plan.dims[1]}; "
-        f"budget {budget_text(cfg.budget.n_trials, cfg.budget.gpu_minutes, 'GPU minutes')} per entrant; "
+        f"budget {budget_text(race_budget(cfg), 'GPU minutes')} per entrant; "
         f"seed {cfg.study.seed}",
         flush=True,
     )
@@ -110,7 +111,6 @@ def _race_synthetic(entrant: Entrant, plan: Plan) -> tuple[int, list]:
 
 def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
     from tunetorch.race.synthetic import search_landscape
-    from tunetorch.search import Budget
 
     cfg = entrant.cfg
     journal, _ = identity.open_journal(Path(cfg.study.dir), cfg, entrant.plan)
@@ -127,7 +127,7 @@ def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
         outcome = search_landscape(
             study,
             plan.landscape,
-            Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes),
+            race_budget(cfg),
             seed=int(cfg.study.seed),
             epochs=int(cfg.trainer.epochs),
             slots=int(cfg.tuner.workers),
@@ -144,6 +144,12 @@ def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
     if outcome.interrupted:
         return 130, trials
     return (0 if outcome.ok else 1), trials
+
+
+def race_budget(cfg: Any) -> Budget:
+    """Each entrant's budget, by the study's rule (tunetorch/budget.py); a trained entrant gets the
+    same one through `tunetorch.tune.run`."""
+    return Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)
 
 
 def make_study(entrant: Entrant, plan: Plan, journal: Any = None):
@@ -200,16 +206,17 @@ def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, 
         lr_dim, wd_dim = plan.space[lr_name], plan.space[wd_name]
         lr, wd, best = landscape_optimum(name, (lr_dim.low, lr_dim.high), (wd_dim.low, wd_dim.high))
         optimum = ({lr_name: lr, wd_name: wd}, best)
+    budget = race_budget(cfg)
     return {
         "surface": surface,
         "optimum": optimum,
-        "budget_minutes": cfg.budget.gpu_minutes,
-        "budget_trials": cfg.budget.n_trials,
+        "budget_minutes": budget.gpu_minutes,
+        "budget_trials": budget.n_trials,
         "max_epochs": int(cfg.trainer.epochs),
         "unit": unit,
         "score_label": "score" if plan.landscape is not None else "validation accuracy",
         "title": f"Race on {objective}: budget "
-        f"{budget_text(cfg.budget.n_trials, cfg.budget.gpu_minutes, unit)} per entrant, "
+        f"{budget_text(budget, unit)} per entrant, "
         f"seed {cfg.study.seed}",
         "resolution": plan.heatmap_resolution,
     }
@@ -256,11 +263,12 @@ def _summary(
 ) -> dict[str, Any]:
     from tunetorch.history import best_trial, device_minutes, pruned_per_rung
 
+    budget = race_budget(cfg)
     out: dict[str, Any] = {
         "objective": objective,
         "landscape": plan.landscape,
         "dims": list(plan.dims),
-        "budget": {"n_trials": cfg.budget.n_trials, "gpu_minutes": cfg.budget.gpu_minutes},
+        "budget": {"n_trials": budget.n_trials, "gpu_minutes": budget.gpu_minutes},
         "epochs": cfg.trainer.epochs,
         "seed": cfg.study.seed,
         "unit": unit,

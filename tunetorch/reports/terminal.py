@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunetorch.budget import Budget
 from tunetorch.history import sign
 from tunetorch.trial import Trial, TrialState
 
@@ -62,16 +63,19 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def budget_text(n_trials: int | None, minutes: float | None, unit: str = "GPU minutes") -> str:
-    """'12 trials', '30 GPU minutes', '12 trials or 30 GPU minutes, whichever is spent first'."""
-    parts = []
-    if n_trials:
-        parts.append(f"{n_trials} trials")
-    if minutes:
-        parts.append(f"{minutes:g} {unit}")
-    if not parts:
-        return "no budget (runs until the space is exhausted or stopped)"
-    return parts[0] if len(parts) == 1 else f"{parts[0]} or {parts[1]}, whichever is spent first"
+def budget_text(budget: Budget, unit: str = "GPU minutes") -> str:
+    """The budget as it applies (tunetorch/budget.py): '12 trials', '30 GPU minutes (no trial cap)',
+    '12 trials or 30 GPU minutes, whichever is spent first', '20 trials (the default; set ...)'."""
+    trials = f"{budget.n_trials} trial{'' if budget.n_trials == 1 else 's'}" if budget.n_trials else ""
+    if budget.defaulted:
+        return f"{trials} (the default; set budget.n_trials or budget.gpu_minutes)"
+    minutes = ""
+    if budget.gpu_minutes:
+        # '1 GPU minute', '0.5 GPU minutes'
+        minutes = f"{budget.gpu_minutes:g} {unit.removesuffix('s') if budget.gpu_minutes == 1 else unit}"
+    if trials and minutes:
+        return f"{trials} or {minutes}, whichever is spent first"
+    return trials or f"{minutes} (no trial cap)"
 
 
 def started_line(number: int, params: Mapping[str, Any], device: str | None = None) -> str:
