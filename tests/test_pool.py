@@ -286,8 +286,6 @@ def _journal_states(path) -> list[str]:
 
 
 def test_ctrl_c_exits_130_keeping_completed_trials_and_marking_in_flight_ones_interrupted(tmp_path):
-    # 500 trials: far more than can finish before the first COMPLETE is seen, even when the
-    # journal cannot be read for a while on a loaded machine (a CI run once saw exit 0 at 50).
     d = tmp_path / "study"
     args = [*SHRINK, "tuner.workers=2", "budget.n_trials=500", "trainer.epochs=20", f"study.dir={d}"]
     proc = subprocess.Popen(
@@ -298,6 +296,9 @@ def test_ctrl_c_exits_130_keeping_completed_trials_and_marking_in_flight_ones_in
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # A shell's background job (`cmd &`) inherits SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt: give the command Ctrl-C as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
