@@ -2,6 +2,9 @@
 
     study.ask() -> pool.submit(slot) -> worker trains -> event "done" -> study.tell() -> journal
 
+While every slot is busy the next suggestion is prepared on a thread (tunetorch/prefetch.py),
+so a slot that frees is refilled at once and workers' epochs are answered meanwhile.
+
 Budget (tunetorch/budget.py, the rule: a trial count only when given, or by default when no
 minutes are): `n_trials` counts finished trials (completed, pruned or failed); `gpu_minutes`
 counts the device seconds of finished trials. Once either is spent no new trial starts;
@@ -21,6 +24,7 @@ from tunetorch.budget import Budget
 from tunetorch.errors import SpaceExhausted
 from tunetorch.executors.local import Event, Pool
 from tunetorch.history import consecutive_failures, device_minutes
+from tunetorch.prefetch import Prefetch
 from tunetorch.study import Study
 from tunetorch.trial import Trial, TrialState
 
@@ -77,6 +81,14 @@ def run_search(
         if on_start is not None:
             on_start(trial, device)
 
+    # With more than one slot of workers that train while this loop computes, the next
+    # suggestion is prepared while every slot is busy (tunetorch/prefetch.py). With one slot
+    # each suggestion waits for the trial before it: the strategy sees every result.
+    ahead = Prefetch(study) if pool.trains_meanwhile and len(pool.slots) > 1 else None
+    # With more than one slot of workers that train while this loop computes, the next
+    # suggestion is prepared while every slot is busy (tunetorch/prefetch.py). With one slot
+    # each suggestion waits for the trial before it: the strategy sees every result.
+    ahead = Prefetch(study) if pool.trains_meanwhile and len(pool.slots) > 1 else None
     last_progress = time.monotonic()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -90,10 +102,12 @@ def run_search(
                     reason = reason or why or "the space is exhausted"
                     break
                 try:
-                    start_trial(slot, study.ask())
+                    start_trial(slot, ahead.take() if ahead else study.ask())
                 except SpaceExhausted as e:
                     exhausted, reason = True, str(e)
                     break
+            if ahead and not (pool.idle_slots() or rerun or exhausted or spent()):
+                ahead.start()
             if pool.in_flight():
                 last_progress = time.monotonic()
             else:

@@ -35,7 +35,8 @@ import inspect
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tunetorch import history
@@ -45,6 +46,15 @@ from tunetorch.schedulers import Curves, Scheduler, make_scheduler
 from tunetorch.space import SearchSpace
 from tunetorch.strategies import Strategy, check_seed, make_strategy
 from tunetorch.trial import Trial, TrialState
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """The strategy's params for trial `number`, and what it says about them (`info`)."""
+
+    number: int
+    params: dict[str, Any]
+    info: dict[str, Any]
 
 
 class Study:
@@ -93,20 +103,40 @@ class Study:
                     self._curves[number] = curve
 
     # --- the API -----------------------------------------------------------------------
-    def ask(self) -> Trial:
-        """A new RUNNING trial with the strategy's params. Raises SpaceExhausted when done."""
+    def ask(self, suggestion: Suggestion | None = None) -> Trial:
+        """A new RUNNING trial with the strategy's params. Raises SpaceExhausted when done.
+        `suggestion`: one computed ahead from `prepare()` (the search loop's prefetch)."""
+        if suggestion is None:
+            suggestion = self.prepare()()
+        number = max(self._trials, default=-1) + 1
+        if suggestion.number != number:
+            raise ValueError(f"a suggestion for trial {suggestion.number} offered as trial {number}")
+        if not self.space.contains(suggestion.params):
+            raise RuntimeError(
+                f"strategy {self.strategy.name} proposed {suggestion.params!r}, outside the space"
+            )
+        trial = Trial(number=number, params=suggestion.params, info=suggestion.info)
+        self._record(trial)
+        return trial
+
+    def prepare(self) -> Callable[[], Suggestion]:
+        """The next trial's suggestion as a computation over a copy of the history as it is now:
+        call it at once (`ask` does) or on another thread while trials run; it does not touch
+        the study, so a suggestion stays a function of the history it saw and the seed. Only
+        one prepared computation may run at a time (it uses the strategy)."""
         number = max(self._trials, default=-1) + 1
         # Strategies maximise: with direction="minimize" they see negated scores (and curves).
         trials = history.maximized(self.trials, self.direction)
-        if self._suggest_takes_curves:
-            params = self.strategy.suggest(number, trials, curves=self._curves_view())
-        else:
-            params = self.strategy.suggest(number, trials)
-        if not self.space.contains(params):
-            raise RuntimeError(f"strategy {self.strategy.name} proposed {params!r}, outside the space")
-        trial = Trial(number=number, params=params, info=dict(self.strategy.last_info))
-        self._record(trial)
-        return trial
+        curves = self._curves_view(copy=True)
+
+        def compute() -> Suggestion:
+            if self._suggest_takes_curves:
+                params = self.strategy.suggest(number, trials, curves=curves)
+            else:
+                params = self.strategy.suggest(number, trials)
+            return Suggestion(number, params, dict(self.strategy.last_info))
+
+        return compute
 
     def report(
         self, trial: Trial | int, epoch: int, value: float, metrics: Mapping[str, Any] | None = None
@@ -224,9 +254,10 @@ class Study:
             return -math.inf
         return history.sign(self.direction) * float(value)
 
-    def _curves_view(self) -> Curves:
+    def _curves_view(self, copy: bool = False) -> Curves:
         complete = (n for n, t in self._trials.items() if t.state == TrialState.COMPLETE)
-        return Curves(self._curves, complete=complete)
+        curves = {n: dict(c) for n, c in self._curves.items()} if copy else self._curves
+        return Curves(curves, complete=complete)
 
     def _pruned(self, trial: Trial, epoch: int) -> Trial:
         """The trial stopped after `epoch`: scored by its best reported value (the earliest on a tie)."""

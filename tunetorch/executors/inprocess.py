@@ -57,6 +57,9 @@ class _Slot:
 class InProcessExecutor:
     """Simulated slots that run generator tasks in this process, one epoch per step."""
 
+    # Nothing trains while the driver computes (the clock is simulated): nothing to prepare ahead.
+    trains_meanwhile = False
+
     def __init__(self, task: Task, slots: int = 1, device: str = "simulated", device_name: str | None = None):
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise ValueError(f"slots: {slots!r} must be a whole number >= 1")

@@ -256,6 +256,8 @@ def _recover(device: str) -> None:
 class Pool:
     """Worker processes over slots. submit() to an idle slot; next_event() to hear back."""
 
+    trains_meanwhile = True  # workers train while the driver computes (it may prepare ahead)
+
     def __init__(
         self,
         devices: Sequence[str],

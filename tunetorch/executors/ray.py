@@ -158,6 +158,8 @@ class _RaySlot:
 class RayPool:
     """Ray actors over slots. submit() to an idle slot; next_event() to hear back."""
 
+    trains_meanwhile = True  # actors train while the driver computes (it may prepare ahead)
+
     @classmethod
     def connect(
         cls,
