@@ -507,3 +507,22 @@ def test_a_suggestion_past_the_refit_threshold_is_a_function_of_the_history_and_
     fresh = make_strategy("bayes", space, seed=3).suggest(160, trials)
     assert kept == fresh
     assert [_gp.anchor_size(n) for n in (100, 109, 110, 121, 1000)] == [100, 100, 110, 121, 993]
+
+
+def test_failed_and_pending_trials_are_capped_in_the_posterior_too(monkeypatch):
+    """600 failed and 300 pending trials beside 150 scored: the posterior the suggestion
+    conditions on holds at most MAX_ROWS of each kind, never all 1,050."""
+    space, trials = _many(150)
+    rng = np.random.default_rng(1)
+    trials += [Trial(150 + i, space.from_unit(rng.random(6)), TrialState.FAIL) for i in range(600)]
+    trials += [Trial(750 + i, space.from_unit(rng.random(6)), TrialState.RUNNING) for i in range(300)]
+    rows = []
+    real = _gp.Posterior.__init__
+
+    def spy(self, X, y, params):
+        rows.append(len(X))
+        real(self, X, y, params)
+
+    monkeypatch.setattr(_gp.Posterior, "__init__", spy)
+    make_strategy("bayes", space, seed=0).suggest(1050, trials)
+    assert rows and max(rows) <= 3 * _gp.MAX_ROWS, rows

@@ -134,8 +134,14 @@ def subset(y: np.ndarray, size: int = MAX_ROWS) -> np.ndarray:
         return np.arange(n)
     order = np.argsort(-y, kind="stable")
     top, rest = order[: size // 2], order[size // 2 :]
-    spread = rest[np.linspace(0, len(rest) - 1, size - size // 2).round().astype(int)]
-    return np.sort(np.concatenate([top, spread]))
+    return np.sort(np.concatenate([top, rest[evenly(len(rest), size - size // 2)]]))
+
+
+def evenly(n: int, size: int = MAX_ROWS) -> np.ndarray:
+    """Indices of at most `size` of n rows, evenly spaced (all of them up to `size`)."""
+    if n <= size:
+        return np.arange(n)
+    return np.linspace(0, n - 1, size).round().astype(int)
 
 
 def anchor_size(n_observed: int) -> int:

@@ -560,9 +560,12 @@ def _condition(
 ) -> tuple[_gp.Posterior, np.ndarray]:
     """The GP also conditioned on the `believe` points at its predicted mean (kriging believer:
     pending trials, so parallel workers go elsewhere) and the `failed` points at `worst` (so the
-    search moves away from what broke); and the believed values."""
+    search moves away from what broke); and the believed values. Each kind is capped at
+    _gp.MAX_ROWS points, evenly spread in the order given, so thousands of failed or pruned
+    trials do not make a suggestion cubic in the history."""
     if not len(believe) and not len(failed):
         return post, np.empty(0)
+    believe, failed = believe[_gp.evenly(len(believe))], failed[_gp.evenly(len(failed))]
     believed = post.predict(believe)[0] if len(believe) else np.empty(0)
     yp = np.concatenate([believed, np.full(len(failed), worst)])
     return _gp.Posterior(np.vstack([X, believe, failed]), np.concatenate([y, yp]), params), believed
