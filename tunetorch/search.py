@@ -85,10 +85,6 @@ def run_search(
     # suggestion is prepared while every slot is busy (tunetorch/prefetch.py). With one slot
     # each suggestion waits for the trial before it: the strategy sees every result.
     ahead = Prefetch(study) if pool.trains_meanwhile and len(pool.slots) > 1 else None
-    # With more than one slot of workers that train while this loop computes, the next
-    # suggestion is prepared while every slot is busy (tunetorch/prefetch.py). With one slot
-    # each suggestion waits for the trial before it: the strategy sees every result.
-    ahead = Prefetch(study) if pool.trains_meanwhile and len(pool.slots) > 1 else None
     last_progress = time.monotonic()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
