@@ -135,6 +135,7 @@ def compose(config_name: str, overrides: list[str], user_dir: Path | None = None
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    overrides = [_option_as_name(o, [conf_dir(), user_dir]) for o in overrides]
     if user_dir is not None:
         overrides = [f"hydra.searchpath=[file://{user_dir}]", *overrides]
     try:
@@ -153,6 +154,30 @@ def compose(config_name: str, overrides: list[str], user_dir: Path | None = None
     except OmegaConfBaseException as e:
         raise UsageError(f"{_unresolvable(cfg) or 'config'}: cannot be resolved ({_first_line(e)})") from None
     return cfg
+
+
+def _option_as_name(override: str, conf_dirs: list[Path | None]) -> str:
+    """`model=1`, `dataset=nan`, `model=null`: a group's option names a file (1.yaml), so a value
+    YAML would read as a number, a boolean or null is passed to Hydra quoted, as the name it is."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if "=" not in override:
+        return override
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except HydraException as e:
+        raise UsageError(f"{override}: cannot be read ({_first_line(e)}); write key=value") from None
+    group = [d / parsed.key_or_group for d in conf_dirs if d is not None]
+    is_group = any(g.is_dir() for g in group)
+    if is_group and isinstance(parsed.value(), (list, dict)):
+        options = sorted({f.stem for g in group if g.is_dir() for f in g.glob("*.yaml")})
+        value = override.partition("=")[2]
+        raise UsageError(f"{parsed.key_or_group}: {value} must be one option, one of {', '.join(options)}")
+    if not is_group or not isinstance(parsed.value(), (bool, int, float, type(None))):
+        return override
+    left, _, option = override.partition("=")
+    return f"{left}='{option.strip()}'"
 
 
 def _unresolvable(node: Any, prefix: str = "") -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunetorch.errors import UsageError, nearest
+from tunetorch.errors import EnvironmentFault, UsageError, nearest
 
 DEFAULT_STRATEGY = "random"
 DEFAULT_SCHEDULER = "none"
@@ -110,18 +110,21 @@ def check(cfg: Any, conf: Path, defaulted: bool = False, extra_sections: tuple[s
 def check_code(cfg: Any, plan: Plan) -> None:
     """The checks that import the user's code (and torch): every `_target_` imports, every key
     is an argument its constructor takes, every searched path is a key of the config; then the
-    strategy and scheduler options, the metric, and a dry build of the model and optimiser."""
-    from tunetorch.schedulers import make_scheduler
+    strategy and scheduler options; a dry build of the model, optimiser, schedule and loss, and
+    another at each edge of the space; the metric; last the data: prepared, and fitted once on
+    the CPU (FitData checks its splits)."""
+    from tunetorch.schedulers import check_epochs, make_scheduler
     from tunetorch.strategies import make_strategy
     from tunetorch.training import build
 
     build.check(cfg, plan.space.names)
     make_strategy(plan.strategy, plan.space, seed=int(cfg.study.seed), **plan.strategy_options)
-    make_scheduler(plan.scheduler, seed=int(cfg.study.seed), **plan.scheduler_options)
+    scheduler = make_scheduler(plan.scheduler, seed=int(cfg.study.seed), **plan.scheduler_options)
+    check_epochs(scheduler, int(cfg.trainer.epochs))
     data = build.data_module(cfg)
-    net = build.model(cfg, tuple(data.input_shape), int(data.n_classes))
-    build.optimizer(cfg, net)
-    build.loss(cfg)
+    shape, n_classes = tuple(data.input_shape), int(data.n_classes)
+    net = build.dry_build(cfg, shape, n_classes)
+    build.check_edges(cfg, plan.space, shape, n_classes, net)
     metric = str(cfg.study.metric)
     if metric not in BUILTIN_METRICS and not hasattr(net, "val_metrics"):
         raise UsageError(
@@ -130,6 +133,7 @@ def check_code(cfg: Any, plan: Plan) -> None:
         )
     if callable(getattr(data, "prepare", None)):
         data.prepare()
+    data.fit(int(cfg.study.seed), "cpu")
 
 
 def flatten_space(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -238,8 +242,13 @@ def _study_dir_usable(target: Path) -> None:
         raise UsageError(f"study.dir: {target} cannot be made ({parent} is a file)")
     import os
 
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"study.dir: {target} is not writable ({parent} does not allow it)")
+    if not os.access(parent, os.W_OK | os.X_OK):  # the environment's fault, not the input's: exit 1
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+        why = "on a read-only file system" if read_only else "not writable (permissions, or immutable)"
+        raise EnvironmentFault(
+            f"study.dir: {target} cannot be written: {parent} is {why}; make it writable and run the "
+            "same command again"
+        )
 
 
 # Each CPU worker process holds its own torch and its own copy of the data: about this much.

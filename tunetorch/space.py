@@ -10,6 +10,10 @@ Encoding (used by strategies that work on arrays): every dimension maps to one
 coordinate in [0, 1]. Log dimensions are encoded in log space. An integer k in
 [low, high] occupies the cell [(k - low) / n, (k - low + 1) / n) with n = high - low + 1,
 so that every integer gets the same share of the cube; categoricals likewise by index.
+
+Edges (`dim.edges()`: ("low", low), ("high", high), or ("choice", c) for each choice) are the
+values a dimension can reach that a constructor is most likely to refuse; tunetorch builds the
+searched groups at them before anything runs (training/build.py `check_edges`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class Float:
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and self.low <= value <= self.high
 
+    def edges(self) -> tuple[tuple[str, float], ...]:
+        return (("low", self.low), ("high", self.high))
+
 
 @dataclass(frozen=True)
 class Int:
@@ -95,6 +102,9 @@ class Int:
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, np.integer)) and self.low <= value <= self.high
 
+    def edges(self) -> tuple[tuple[str, int], ...]:
+        return (("low", self.low), ("high", self.high))
+
 
 @dataclass(frozen=True)
 class Categorical:
@@ -113,6 +123,9 @@ class Categorical:
 
     def contains(self, value: Any) -> bool:
         return value in self.choices
+
+    def edges(self) -> tuple[tuple[str, Any], ...]:
+        return tuple(("choice", c) for c in self.choices)  # unordered: every choice is an edge
 
 
 Dimension = Float | Int | Categorical

@@ -13,6 +13,9 @@ built-ins exactly as a user's own option: what tunetorch supplies at run time (t
 passed only where the constructor's signature takes it and the config does not set it.
 `check(cfg)` validates all of it before anything runs: the `_target_` imports, every key of a
 group is an argument its constructor accepts, and every searched path is a key of the config.
+Then `dry_build` builds the model, optimiser, schedule and loss once, as configured, and
+`check_edges` builds each searched group again at the edges of each of its dimensions, so a
+value a constructor refuses is one line before anything runs, never a study of failed trials.
 
 A config may come from a study directory someone else made, so nothing it names is called before
 it is checked (`_target`, on every path that builds): a group's `_target_` must be a class of the
@@ -51,6 +54,14 @@ KINDS = {
     "lr_scheduler": ("torch.optim.lr_scheduler.LRScheduler", "a learning-rate scheduler class"),
     "loss": ("torch.nn.Module", "an nn.Module class called as (logits, target) -> loss"),
 }
+# Arguments a torch class checks only when it is called, not when it is built: checked as it is
+# built instead (by the class's canonical path), so a value it cannot take is refused up front.
+DOMAINS = {"torch.nn.modules.loss.CrossEntropyLoss": {"label_smoothing": (0.0, 1.0)}}
+# How a constructor refuses a value at an edge of the space; anything else it raises is a bug in
+# it, and keeps its traceback.
+REFUSALS = (ValueError, TypeError, AssertionError)
+# The groups built at the edges of the space (not the data module: building it loads data).
+EDGE_BUILT = ("model", "optimizer", "lr_scheduler", "loss")
 # Sections of tunetorch's own whose keys may be searched (besides the pluggable groups).
 SEARCHABLE_SECTIONS = ("trainer",)
 SEARCHABLE_TRAINER_KEYS = ("batch_size", "grad_clip", "epochs")
@@ -113,7 +124,6 @@ def loss(cfg: Any) -> Callable:
 
 
 def _instantiate(cfg: Any, group: str, **supplied: Any) -> Any:
-    import hydra.utils
     from omegaconf import OmegaConf
 
     node = cfg[group]
@@ -124,11 +134,23 @@ def _instantiate(cfg: Any, group: str, **supplied: Any) -> Any:
     for key in OWN_KEYS.get(group, ()):
         plain.pop(key, None)
     kwargs = {k: v for k, v in supplied.items() if (accepted is None or k in accepted) and k not in plain}
-    return _call(hydra.utils.instantiate, group, plain["_target_"], plain, _convert_="all", **kwargs)
+    return _call(_construct, group, plain["_target_"], fn, plain, **kwargs)
+
+
+def _construct(fn: Callable, plain: dict[str, Any], **kwargs: Any) -> Any:
+    """Hydra's instantiate, after the arguments `DOMAINS` declares for `fn` are checked."""
+    import hydra.utils
+
+    for key, (low, high) in DOMAINS.get(f"{fn.__module__}.{fn.__qualname__}", {}).items():
+        value = plain.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"{key} must be in [{low:g}, {high:g}], got {value!r}")
+    return hydra.utils.instantiate(plain, _convert_="all", **kwargs)
 
 
 def _call(fn: Callable, group: str, target: str, *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs); a constructor that refuses a value is bad input, named by group."""
+    """fn(*args, **kwargs); a constructor that refuses a value is bad input, named by group (the
+    constructor's own exception is kept as the UsageError's __cause__)."""
     try:
         return fn(*args, **kwargs)
     except UsageError:
@@ -137,7 +159,46 @@ def _call(fn: Callable, group: str, target: str, *args: Any, **kwargs: Any) -> A
         cause = e.__cause__ or e
         if isinstance(cause, UsageError):
             raise cause from None
-        raise UsageError(f"{group}: {target} refused its arguments ({_one_line(cause)})") from None
+        raise UsageError(f"{group}: {target} refused its arguments ({_one_line(cause)})") from cause
+
+
+# --- building once, before anything runs ------------------------------------------------
+def dry_build(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> Any:
+    """The model, optimiser, schedule and loss built once as configured; returns the model."""
+    net = model(cfg, input_shape, n_classes)
+    lr_schedule(cfg, optimizer(cfg, net), steps_per_epoch=1)
+    loss(cfg)
+    return net
+
+
+def check_edges(cfg: Any, space: Any, input_shape: tuple[int, ...], n_classes: int, net: Any) -> None:
+    """Build each searched group of `EDGE_BUILT` at every edge of each of its dimensions (low and
+    high, or every choice), one dimension at a time, the others as configured: an edge its
+    constructor refuses (`REFUSALS`) is bad input naming the dimension. `net`: the dry-built model,
+    whose parameters an optimiser at an edge is given."""
+    for dim in space.dims:
+        group = dim.name.partition(".")[0]
+        if group not in EDGE_BUILT:
+            continue
+        for edge, value in dim.edges():
+            at = trial_config(cfg, {dim.name: value})
+            try:
+                if group == "model":
+                    model(at, input_shape, n_classes)
+                elif group == "loss":
+                    loss(at)
+                else:
+                    lr_schedule(at, optimizer(at, net), steps_per_epoch=1)
+            except UsageError as e:
+                cause = e.__cause__
+                if cause is None:
+                    raise  # the constructor's own UsageError, or a check's
+                if not isinstance(cause, REFUSALS):
+                    raise cause from None  # a bug in the constructor: its own traceback
+                raise UsageError(
+                    f"space.{dim.name}: {edge} {value!r} is refused by the {group}, "
+                    f"{at[group]._target_} ({_one_line(cause)})"
+                ) from None
 
 
 # --- checking, before anything runs -------------------------------------------------------

@@ -54,13 +54,38 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass(frozen=True)
 class FitData:
-    """What a trial sees: train and validation only, never the test split."""
+    """What a trial sees: train and validation only, never the test split. Each split must hold
+    at least one example, and one label per input (a UsageError names the split otherwise)."""
 
     train: Any  # Split | torch.utils.data.Dataset
     val: Any  # Split | torch.utils.data.Dataset
     input_shape: tuple[int, ...]
     n_classes: int
     augment: Augment | None = None  # applied to each training batch
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val"):
+            _check_split(name, getattr(self, name))
+
+
+def _check_split(name: str, split: Any) -> None:
+    """A Split: as many inputs as labels. A Dataset: its last item readable (its len() is true)."""
+    if isinstance(split, Split):
+        if len(split.x) != len(split.y):
+            raise UsageError(
+                f"dataset: the {name} split from fit() has {len(split.x)} inputs but {len(split.y)} "
+                "labels; Split(x, y) needs one label per input"
+            )
+    elif len(split):
+        try:
+            split[len(split) - 1]
+        except (IndexError, KeyError) as e:
+            raise UsageError(
+                f"dataset: the {name} split from fit() has len() {len(split)} but item {len(split) - 1} "
+                f"cannot be read ({type(e).__name__}: {e}); a Dataset needs an input and a label per item"
+            ) from None
+    if len(split) == 0:
+        raise UsageError(f"dataset: the {name} split from fit() is empty; it needs at least one example")
 
 
 def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

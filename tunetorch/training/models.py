@@ -2,16 +2,37 @@
 
 Each is an ordinary `nn.Module` chosen by `_target_` in conf/model/, exactly as a user's own
 model is: tunetorch passes `input_shape` and `n_classes` because the constructors take them.
+Each refuses an argument it cannot take with a ValueError, as a user's model may: tunetorch
+builds the model at the edges of the searched space before anything runs (training/build.py).
 """
 
 from __future__ import annotations
+
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 
 
+def _whole(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+def _dropout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _image_shape(input_shape: tuple[int, ...]) -> None:
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (channels, height, width), got {tuple(input_shape)!r}")
+
+
 class MLP(nn.Module):
-    """depth hidden layers of `width` units: Linear -> ReLU -> Dropout."""
+    """depth hidden layers of `width` units: Linear -> ReLU -> Dropout (depth 0: a linear classifier)."""
 
     def __init__(
         self,
@@ -21,6 +42,7 @@ class MLP(nn.Module):
         width: int = 256,
         dropout: float = 0.1,
     ):
+        depth, width, dropout = _whole("depth", depth, 0), _whole("width", width, 1), _dropout(dropout)
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         n_in = int(torch.tensor(input_shape).prod())
@@ -36,7 +58,8 @@ class MLP(nn.Module):
 
 class CNN(nn.Module):
     """depth conv blocks (3x3 conv -> BatchNorm -> ReLU, 2x2 max-pool while the map is >= 4 wide),
-    then global average pooling, dropout and a linear classifier. Channels double per block up to 4x."""
+    then global average pooling, dropout and a linear classifier. Channels double per block up to 4x.
+    depth >= 1: with no block the pool would leave one number per input channel."""
 
     def __init__(
         self,
@@ -46,6 +69,9 @@ class CNN(nn.Module):
         channels: int = 32,
         dropout: float = 0.1,
     ):
+        depth, channels = _whole("depth", depth, 1), _whole("channels", channels, 1)
+        dropout = _dropout(dropout)
+        _image_shape(input_shape)
         super().__init__()
         c_in, size = input_shape[0], input_shape[-1]
         blocks: list[nn.Module] = []
@@ -72,6 +98,8 @@ class ResNet18(nn.Module):
     before the classifier."""
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, dropout: float = 0.0):
+        dropout = _dropout(dropout)
+        _image_shape(input_shape)
         super().__init__()
         from tunetorch.training._torchvision_compat import import_torchvision
 
