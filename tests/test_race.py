@@ -272,10 +272,10 @@ def test_inprocess_slots_interleave_on_the_simulated_clock_and_the_budget_counts
     ("n_trials", "gpu_minutes", "ran", "reason"),
     [
         (None, None, 20, "budget: 20 trials"),  # neither given: the default trial count
-        (None, 0.5, 30, "budget: 0.5 device minutes"),  # minutes only: no trial cap, past 20
+        (None, 0.5, 30, "budget: budget.gpu_minutes=0.5 spent"),  # minutes only: no trial cap, past 20
         (12, None, 12, "budget: 12 trials"),
         (12, 0.5, 12, "budget: 12 trials"),  # both: whichever is spent first
-        (40, 0.5, 30, "budget: 0.5 device minutes"),
+        (40, 0.5, 30, "budget: budget.gpu_minutes=0.5 spent"),
     ],
 )
 def test_the_budget_rule_a_trial_count_only_when_given_or_when_no_minutes_are(
@@ -584,6 +584,44 @@ def test_a_race_with_no_budget_given_runs_the_default_20_trials_and_says_so(tmp_
         (["race.options.grid.resolution=0"], "race.options.grid"),
         (["landscape=bumpy", "landscape.noise=-1"], "landscape.noise: -1"),
         (["budget.n_trials=0"], "budget.n_trials: 0"),
+        # a hostile user: every option of the race, the landscape and the schedulers, mistyped
+        (["landscape=nosuch"], "landscape: 'nosuch' is not one of bumpy, smooth, null"),
+        (["landscape=[bumpy]"], "landscape: '[bumpy]' is not one of bumpy, smooth, null"),
+        (["landscape=bumpy", "+landscape.foo=1"], "landscape.foo: not a key of a landscape; have name,"),
+        (
+            ["landscape=bumpy", "+landscape.curve.slope=1"],
+            "landscape.curve.slope: not a key of landscape.curve",
+        ),
+        (
+            ["landscape=bumpy", "landscape.cost=1"],
+            "landscape.cost: 1 must be a mapping with keys base_seconds,",
+        ),
+        (["landscape=bumpy", "+race.trials=0"], "race.trials: not a key of race; have dims, strategies,"),
+        (["landscape=bumpy", "race.strategies=[]"], "race.strategies: [] must be a non-empty list"),
+        (["landscape=bumpy", "race.strategies=bayes"], "race.strategies: 'bayes' must be a non-empty list"),
+        (["landscape=bumpy", "race.strategies=[grid,grid]"], "race.strategies: ['grid', 'grid'] must be"),
+        (
+            ["landscape=bumpy", "race.strategies=[bayes,bayes+none]"],
+            "race.strategies: 'bayes+none' is the same entrant as 'bayes'",
+        ),
+        (["landscape=bumpy", "+race.options.asha.etaa=2"], "race.options.asha.etaa: not an option of asha"),
+        (
+            ["landscape=bumpy", "+race.options.asha.eta=abc"],
+            "race.options.asha.eta: 'abc' must be a whole number",
+        ),
+        (
+            ["landscape=bumpy", "+race.options.asha.max_resource=30"],
+            "race.options.asha.max_resource: 30 must be at most trainer.epochs (10)",
+        ),
+        # options of a scheduler or strategy that is not in this race are checked all the same
+        (
+            ["landscape=bumpy", "+race.options.median.n_startup_trials=-1"],
+            "race.options.median.n_startup_trials: -1 must be a whole number >= 0",
+        ),
+        (
+            ["landscape=bumpy", "race.strategies=[grid]", "+race.options.bayes.n_startup=x"],
+            "race.options.bayes.n_startup: 'x'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
@@ -597,6 +635,56 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
         and len(out.stderr.strip().splitlines()) == 1
     )
     assert not d.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "landscape"),
+    [
+        (["landscape=null"], None),
+        (["landscape=bumpy", "landscape=null"], None),  # the last choice wins, as in Hydra
+        (["landscape=null", "landscape=smooth"], "smooth"),
+    ],
+)
+def test_landscape_null_trains_for_real_as_the_message_offers(tmp_path, args, landscape):
+    """`landscape=null` is named as a choice (train for real): Hydra itself refuses a null group
+    choice with a traceback, so the race takes it as no landscape."""
+    out = run_race(*args, f"study.dir={tmp_path / 'race'}", "--cfg", timeout=60)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    import yaml
+
+    cfg = yaml.safe_load(out.stdout)
+    assert (cfg.get("landscape") or {}).get("name") == landscape
+    assert not (tmp_path / "race").exists()
+
+
+def test_an_entrant_journal_of_real_training_or_another_landscape_is_refused_naming_the_key(tmp_path):
+    """check_same_landscape, which make_plan runs for every entrant before any runs: a journal of
+    real training (no landscape recorded) once it holds a trial, and the other way round."""
+    from tunetorch.errors import UsageError
+    from tunetorch.journal import Journal
+    from tunetorch.race.plan import check_same_landscape
+    from tunetorch.trial import Trial
+
+    entrant = tmp_path / "race" / "grid"
+    entrant.mkdir(parents=True)
+    journal = Journal(entrant / "journal.sqlite")
+    check_same_landscape(entrant, LAND)  # no trial yet (a landscape race killed before it said so)
+    journal.put_trial(Trial(0, {LR: 0.01, WD: 1e-4}))
+    with pytest.raises(
+        UsageError, match=r"^study.dir: .*race holds a race in real training \(grid\), not on the bumpy"
+    ):
+        check_same_landscape(entrant, LAND)
+    check_same_landscape(entrant, None)
+    journal.set_meta("landscape", json.dumps(LAND, sort_keys=True))
+    journal.close()
+    check_same_landscape(entrant, dict(LAND))
+    with pytest.raises(
+        UsageError, match=r"holds a race on the bumpy landscape \(grid\), not in real training"
+    ):
+        check_same_landscape(entrant, None)
+    changed = {**LAND, "curve": {**LAND["curve"], "rate": 5}}
+    with pytest.raises(UsageError, match=r"different landscape \(landscape.curve.rate: 6.0 -> 5\)"):
+        check_same_landscape(entrant, changed)
 
 
 def test_real_training_race_on_digits(tmp_path):
@@ -617,7 +705,7 @@ def test_real_training_race_on_digits(tmp_path):
     assert out.returncode == 0, out.stderr + out.stdout
     assert (d / "race.png").stat().st_size > 20_000
     summary = json.loads((d / "race.json").read_text())
-    assert summary["unit"] == "CPU-device minutes" and summary["landscape"] is None
+    assert summary["unit"] == "CPU minutes" and summary["landscape"] is None
     for name in real:
         s = summary["strategies"][name]
         # grid's auto resolution is the largest square lattice within the budget: 1 x 1 for 2 trials
@@ -661,6 +749,45 @@ def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
     assert out.returncode == 2 and "holds a different study (scheduler.eta: 3 -> 2)" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert files() == before
+
+    # A changed landscape, with a new entrant listed first: refused before the new one runs.
+    # Grid's auto lattice follows the trial budget: extending the budget names the key to pin.
+    # A landscape race re-run as a race in real training (no landscape=) is another race.
+    for args, message in [
+        (
+            [
+                "race.strategies=[bayes+hyperband,grid]",
+                "landscape=bumpy",
+                "landscape.noise=0.01",
+                "budget.n_trials=4",
+            ],
+            f"study.dir: {d} holds a race on a different landscape (landscape.noise: 0.0 -> 0.01)",
+        ),
+        (
+            ["landscape=bumpy", RACE_STRATEGIES, "budget.n_trials=9"],
+            "race.options.grid.resolution: auto is 3 for budget.n_trials=9, but "
+            f"{d}/grid holds a grid of resolution 2; resume it with race.options.grid.resolution=2",
+        ),
+        (
+            [RACE_STRATEGIES, "budget.n_trials=4"],
+            f"study.dir: {d} holds a race on the bumpy landscape (grid), not in real training",
+        ),
+    ]:
+        out = run_race(*args, f"study.dir={d}", timeout=60)
+        assert out.returncode == 2 and message in out.stderr, out.stderr + out.stdout
+        assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+        assert files() == before and not (d / "bayes+hyperband").exists()
+    # with grid's resolution pinned as the message says, the longer race resumes
+    out = run_race(
+        "landscape=bumpy",
+        RACE_STRATEGIES,
+        f"study.dir={d}",
+        "budget.n_trials=6",
+        "race.options.grid.resolution=2",
+    )
+    assert out.returncode == 0, out.stderr
+    race = json.loads((d / "race.json").read_text())["strategies"]
+    assert race["grid"]["n_trials"] == 4 and race["random"]["n_trials"] == 6
 
 
 # --- issue 18: bayes + ASHA does not pile onto one point ------------------------------------------

@@ -189,6 +189,61 @@ def test_bad_scheduler_or_option_is_a_usage_error(name, options, message):
         make_scheduler(name, **options)
 
 
+def test_max_resource_past_the_epochs_of_a_trial_is_refused_naming_the_key():
+    from tunetorch.schedulers import check_epochs
+
+    for name in ("asha", "hyperband"):
+        check_epochs(make_scheduler(name, max_resource=10), 10)  # the default: ${trainer.epochs}
+        check_epochs(make_scheduler(name, max_resource=4), 10)  # decisions end early: allowed
+        with pytest.raises(
+            UsageError, match=r"^scheduler.max_resource: 11 must be at most trainer.epochs \(10\)"
+        ):
+            check_epochs(make_scheduler(name, max_resource=11), 10)
+    check_epochs(make_scheduler("median"), 1)  # no max_resource: nothing to check
+    check_epochs(make_scheduler("none"), 1)
+
+
+# From the command line, as a hostile user types them: one line naming the key, exit 2, no folder.
+TUNE = ["budget.n_trials=1", "trainer.epochs=2", "dataset=digits", "tuner.devices=cpu", "tuner.workers=1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["+scheduler=asha", "scheduler.eta=1"], "scheduler.eta: 1 must be a whole number >= 2 (asha)"),
+        (["+scheduler=asha", "scheduler.eta=abc"], "scheduler.eta: 'abc' must be a whole number >= 2"),
+        (["+scheduler=hyperband", "scheduler.min_resource=0"], "scheduler.min_resource: 0 must be a whole"),
+        (["+scheduler=asha", "scheduler.max_resource=-1"], "scheduler.max_resource: -1 must be a whole"),
+        (
+            ["+scheduler=asha", "scheduler.min_resource=2"],
+            "scheduler.min_resource: 2 must be below max_resource",
+        ),
+        (
+            ["+scheduler=asha", "scheduler.max_resource=100"],
+            "scheduler.max_resource: 100 must be at most trainer.epochs",
+        ),
+        (["+scheduler=asha", "scheduler.etaa=3"], "scheduler.etaa: no such key in the config"),
+        (["+scheduler=asha", "+scheduler.grace=2"], "scheduler.grace: not an option of asha; allowed: "),
+        (["+scheduler=median", "scheduler.n_startup_trials=-1"], "scheduler.n_startup_trials: -1 must be"),
+        (["+scheduler=median", "scheduler.n_warmup_steps=1.5"], "scheduler.n_warmup_steps: 1.5 must be"),
+        (["+scheduler=nosuch"], "scheduler: 'nosuch' is not one of asha, hyperband, median, none"),
+        (["+scheduler="], "scheduler: '' is not one of asha, hyperband, median, none"),
+        (
+            ["+scheduler=cosine"],
+            "scheduler: 'cosine' is a learning-rate schedule; choose it with lr_scheduler=",
+        ),
+    ],
+)
+def test_bad_scheduler_options_from_the_command_line_are_one_line_and_leave_nothing(tmp_path, args, message):
+    from tests.conftest import run_tune
+
+    d = tmp_path / "study"
+    out = run_tune(*TUNE, *args, f"study.dir={d}", timeout=120)
+    assert out.returncode == 2, out.stderr + out.stdout
+    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not d.exists()
+
+
 def test_conf_group_holds_every_scheduler_with_valid_defaults():
     from pathlib import Path
 

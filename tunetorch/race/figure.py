@@ -35,6 +35,7 @@ from tunetorch.race.panels import (
 )
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import count
 
 __all__ = ["HEATMAP_CMAP", "Layout", "interpolate", "layout", "race_figure", "save_race_gif"]
 
@@ -69,7 +70,7 @@ def layout(
         s = np.array([t.score for t in done])
         Q = np.column_stack([encode(dx, X.ravel()), encode(dy, Y.ravel())])
         Z = interpolate(P, s, Q).reshape(X.shape)
-        heat_note = f"landscape interpolated from all {len(done)} probes"
+        heat_note = f"landscape interpolated from all {count(len(done), 'probe')}"
     else:
         Z = np.full(X.shape, np.nan)
         heat_note = "no completed probes"

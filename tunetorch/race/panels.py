@@ -23,6 +23,7 @@ import numpy as np
 from tunetorch.history import best_trial
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import count
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,9 @@ def draw_probes(ax, lay: Layout, name: str, i: int, trials: Sequence[Trial]) -> 
     n_pruned = sum(t.state == TrialState.PRUNED for t in trials)
     stopped = f", {n_pruned} stopped early" if n_pruned else ""
     ax.set_title(
-        f"{name}: {best_txt} after {len(trials)} probes{stopped}", color=_colour(name, i), fontweight="bold"
+        f"{name}: {best_txt} after {count(len(trials), 'probe')}{stopped}",
+        color=_colour(name, i),
+        fontweight="bold",
     )
     return drawn
 
@@ -202,7 +205,8 @@ def draw_budget_bar(ax, lay: Layout, name: str, i: int, trials: Sequence[Trial])
         of = f" of {lay.budget_minutes:g} budget"
     else:
         of = f" (bar: the largest spend, {lay.bar_total:.3g}; no budget set)"
-    ax.set_xlabel(f"{lay.unit} spent: {spent:.3g}{of} ({trials_of} trials)", fontsize=9)
+    trials = f"{n_run} of {count(lay.budget_trials, 'trial')}" if lay.budget_trials else count(n_run, "trial")
+    ax.set_xlabel(f"{lay.unit} spent: {spent:.3g}{of} ({trials})", fontsize=9)
 
 
 def draw_best_curves(ax, lay: Layout, results: Mapping[str, Sequence[Trial]]) -> None:

@@ -11,7 +11,9 @@ them, `space` cut to the two race dimensions, `study.dir` <race dir>/<entrant>/.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,14 @@ DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.g
 # The synthetic landscapes are formulas of the learning rate and the weight decay.
 LANDSCAPE_DIMS = ("optimizer.lr", "optimizer.weight_decay")
 DEFAULT_STRATEGIES = "[grid,random,bayes,bayes+asha]"  # as conf/race.yaml has it; for messages
+RACE_KEYS = ("dims", "strategies", "options", "heatmap_resolution")  # conf/race.yaml's race section
+# conf/landscape/*.yaml: a key -> its sub-keys (None: a value)
+LANDSCAPE_KEYS: dict[str, tuple[str, ...] | None] = {
+    "name": None,
+    "noise": None,
+    "cost": ("base_seconds", "lr_exponent"),
+    "curve": ("start", "rate", "noise"),
+}
 
 
 @dataclass
@@ -51,7 +61,12 @@ class Plan:
 def make_plan(cfg: Any) -> Plan:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    race = cfg.race
+    race = cfg.get("race")
+    if not isinstance(race, DictConfig):
+        raise UsageError(f"race: {_plain(race)!r} must be a mapping with keys {', '.join(RACE_KEYS)}")
+    for key in race:
+        if key not in RACE_KEYS:
+            raise UsageError(f"race.{key}: not a key of race; have {', '.join(RACE_KEYS)}")
     dims = race.dims
     flat = config.flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
     if not isinstance(dims, ListConfig) or len(dims) != 2 or len(set(dims)) != 2:
@@ -74,6 +89,14 @@ def make_plan(cfg: Any) -> Plan:
             f"STRATEGY or STRATEGY+SCHEDULER, e.g. {DEFAULT_STRATEGIES}"
         )
     pairs = [_entry(name) for name in names]
+    seen: dict[tuple[str, str], str] = {}
+    for name, pair in zip(names, pairs, strict=True):
+        if pair in seen:  # bayes and bayes+none: one study raced twice
+            raise UsageError(
+                f"race.strategies: {name!r} is the same entrant as {seen[pair]!r} "
+                f"({pair[0]} with scheduler {pair[1]}); list each once"
+            )
+        seen[pair] = name
     if race.options is not None and not isinstance(race.options, DictConfig):
         raise UsageError(f"race.options: {race.options!r} must be a mapping strategy or scheduler -> options")
     from tunetorch.schedulers import REGISTRY as SCHEDULERS
@@ -91,9 +114,10 @@ def make_plan(cfg: Any) -> Plan:
     landscape = _check_landscape(cfg, dims, flat)
 
     entrants = [
-        _entrant(cfg, name, strategy, scheduler, dims, flat)
+        _entrant(cfg, name, strategy, scheduler, dims, flat, landscape)
         for name, (strategy, scheduler) in zip(names, pairs, strict=True)
     ]
+    _check_unraced_options(cfg, entrants)
     if landscape is None and entrants:
         config.check_code(entrants[0].cfg, entrants[0].plan)  # the model and data, once, before any runs
     return Plan(entrants[0].plan.space, (dims[0], dims[1]), entrants, landscape, res)
@@ -118,14 +142,14 @@ def _entry(name: Any) -> tuple[str, str]:
     return strategy, scheduler or "none"
 
 
-def _entrant(cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dict) -> Entrant:
+def _entrant(
+    cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dict, landscape: dict | None = None
+) -> Entrant:
     from omegaconf import OmegaConf, open_dict
 
-    from tunetorch.schedulers import make_scheduler
-    from tunetorch.strategies import make_strategy
-
     options = _options(cfg, "strategy", strategy)
-    if strategy == "grid" and options.get("resolution") == "auto":
+    auto = strategy == "grid" and options.get("resolution") == "auto"
+    if auto:
         n = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes).n_trials  # the trial cap as it applies
         fits = isinstance(n, int) and not isinstance(n, bool) and n >= 1
         # The largest square lattice the trial budget can finish: a bigger one would be cut short.
@@ -145,21 +169,137 @@ def _entrant(cfg: Any, name: str, strategy: str, scheduler: str, dims, flat: dic
         sub.pop("race")  # each entrant is an ordinary study: tune's keys only
         sub.pop("landscape", None)
     sub_plan = config.check(sub, cli.conf_dir())
-    identity.check_resumable(Path(sub.study.dir), sub)  # a changed re-run is refused before any runs
+    # The options first: a bad value is named as the race's key, before any journal is read.
+    _check_strategy(cfg, strategy, sub_plan.space, options)
+    _check_scheduler(cfg, scheduler, sub_plan.scheduler_options)
+    # A changed re-run is refused before any entrant runs (reads only).
+    study_dir = Path(sub.study.dir)
     try:
-        make_strategy(strategy, sub_plan.space, seed=cfg.study.seed, **options)
+        identity.check_resumable(study_dir, sub)
+    except UsageError:
+        if auto:
+            _refuse_a_changed_auto_grid(study_dir, options["resolution"], cfg)
+        raise
+    check_same_landscape(study_dir, landscape, Path(cfg.study.dir))
+    return Entrant(name, strategy, scheduler, sub, options, sub_plan.scheduler_options, sub_plan)
+
+
+def _check_strategy(cfg: Any, strategy: str, space: Any, options: dict, raced: bool = True) -> None:
+    """The strategy with these options, built once; UsageError naming race.options.<strategy>.KEY.
+    One that cannot be imported is refused when it races, and its options left unchecked when not."""
+    from tunetorch.strategies import make_strategy
+
+    try:
+        make_strategy(strategy, space, seed=cfg.study.seed, **options)
     except UsageError as e:
         raise UsageError(str(e).replace("strategy.", f"race.options.{strategy}.", 1)) from None
     except ImportError as e:
+        if not raced:
+            return
         raise UsageError(
             f"race.strategies: {strategy!r} cannot be loaded ({e}); "
             "leave it out, e.g. race.strategies=[grid,random]"
         ) from None
+
+
+def _check_scheduler(cfg: Any, scheduler: str, options: dict) -> None:
+    """The scheduler with these options, built once, its max_resource within trainer.epochs;
+    UsageError naming race.options.<scheduler>.KEY."""
+    from tunetorch.schedulers import check_epochs, make_scheduler
+
     try:
-        make_scheduler(scheduler, seed=cfg.study.seed, **sub_plan.scheduler_options)
+        check_epochs(make_scheduler(scheduler, seed=cfg.study.seed, **options), int(cfg.trainer.epochs))
     except UsageError as e:
         raise UsageError(str(e).replace("scheduler.", f"race.options.{scheduler}.", 1)) from None
-    return Entrant(name, strategy, scheduler, sub, options, sub_plan.scheduler_options, sub_plan)
+
+
+def _check_unraced_options(cfg: Any, entrants: list[Entrant]) -> None:
+    """race.options of a strategy or scheduler that is not in this race are kept for a race that
+    has it, but checked now: a bad value is refused today, not when it is first raced."""
+    from omegaconf import OmegaConf
+
+    from tunetorch.strategies import REGISTRY as STRATEGIES
+
+    raced = {e.strategy for e in entrants} | {e.scheduler for e in entrants}
+    for key in cfg.race.options or {}:
+        if key in raced:
+            continue
+        if key in STRATEGIES:
+            options = _options(cfg, "strategy", key)
+            if key == "grid" and options.get("resolution") == "auto":
+                options["resolution"] = DEFAULT_GRID_RESOLUTION
+            _check_strategy(cfg, key, entrants[0].plan.space, options, raced=False)
+        else:
+            base = _group_file("scheduler", key) or OmegaConf.create({})
+            # resolved against the race config, as an entrant's (max_resource: ${trainer.epochs})
+            extra = _extra(cfg, key)
+            merged = OmegaConf.merge(
+                {"trainer": cfg.trainer}, {"scheduler": base}, {"scheduler": extra or {}}
+            )
+            options = OmegaConf.to_container(merged.scheduler, resolve=True)
+            options.pop("name", None)
+            _check_scheduler(cfg, key, options)
+
+
+def _refuse_a_changed_auto_grid(study_dir: Path, resolution: int, cfg: Any) -> None:
+    """grid's `auto` resolution follows budget.n_trials: a resumed race with another trial budget
+    would be another lattice. Say so, naming the key to pin, instead of strategy.resolution."""
+    from tunetorch.journal import read_meta
+
+    stored = json.loads(read_meta(study_dir / "journal.sqlite", "identity") or "{}").get("strategy") or {}
+    if stored.get("name") == "grid" and stored.get("resolution") not in (None, resolution):
+        raise UsageError(
+            f"race.options.grid.resolution: auto is {resolution} for budget.n_trials={cfg.budget.n_trials}, "
+            f"but {study_dir} holds a grid of resolution {stored['resolution']}; resume it with "
+            f"race.options.grid.resolution={stored['resolution']}, or use a new study.dir"
+        )
+
+
+def check_same_landscape(study_dir: Path, landscape: dict | None, race_dir: Path | None = None) -> None:
+    """Refuse an entrant's journal of a race on another landscape (or of real training when
+    `landscape` is a dict, of a landscape when it is None), naming the first key that differs.
+    Reads only. A journal of a landscape race killed before its landscape was recorded holds
+    no trials, and is taken as this race's."""
+    from tunetorch.journal import read_meta
+
+    path = study_dir / "journal.sqlite"
+    if not path.exists():
+        return
+    race_dir = race_dir or study_dir.parent
+    text = read_meta(path, "landscape")
+    stored = json.loads(text) if text is not None else None
+    wanted = json.loads(json.dumps(landscape)) if landscape is not None else None  # as stored
+    if stored == wanted or (stored is None and not _holds_trials(path)):
+        return
+    if stored is None:
+        raise UsageError(
+            f"study.dir: {race_dir} holds a race in real training ({study_dir.name}), not on the "
+            f"{wanted['name']} landscape; leave out landscape=, or use a new study.dir"
+        )
+    if wanted is None:
+        raise UsageError(
+            f"study.dir: {race_dir} holds a race on the {stored.get('name')} landscape ({study_dir.name}), "
+            f"not in real training; add landscape={stored.get('name')}, or use a new study.dir"
+        )
+    diff = identity.first_difference(stored, wanted, "landscape")
+    raise UsageError(
+        f"study.dir: {race_dir} holds a race on a different landscape ({diff}); use a new study.dir"
+    )
+
+
+def _holds_trials(path: Path) -> bool:
+    """Whether the journal at `path` holds any trial, read without changing it."""
+    from tunetorch.journal import fault
+
+    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
+    try:
+        db = sqlite3.connect(f"file:{path.absolute()}?{mode}", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM trials LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise fault(path, e) from None
 
 
 def _group_file(group: str, option: str):
@@ -210,7 +350,22 @@ def _check_landscape(cfg: Any, dims, flat: dict) -> dict | None:
 
     if cfg.get("landscape") is None:
         return None
-    land = OmegaConf.to_container(cfg.landscape, resolve=True)
+    land = OmegaConf.to_container(cfg.landscape, resolve=True) if OmegaConf.is_config(cfg.landscape) else None
+    if not isinstance(land, dict):
+        raise UsageError(f"landscape: {_plain(cfg.landscape)!r} must be one of {', '.join(LANDSCAPES)}")
+    for key, value in land.items():
+        if key not in LANDSCAPE_KEYS:
+            raise UsageError(f"landscape.{key}: not a key of a landscape; have {', '.join(LANDSCAPE_KEYS)}")
+        subkeys = LANDSCAPE_KEYS[key]
+        if subkeys is None or value is None:
+            continue
+        if not isinstance(value, dict):
+            raise UsageError(f"landscape.{key}: {value!r} must be a mapping with keys {', '.join(subkeys)}")
+        for sub in value:
+            if sub not in subkeys:
+                raise UsageError(
+                    f"landscape.{key}.{sub}: not a key of landscape.{key}; have {', '.join(subkeys)}"
+                )
     if land.get("name") not in LANDSCAPES:
         raise UsageError(f"landscape.name: {land.get('name')!r} is not one of {', '.join(LANDSCAPES)}")
     if set(dims) != set(LANDSCAPE_DIMS):

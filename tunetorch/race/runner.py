@@ -21,12 +21,19 @@ from typing import Any
 
 from tunetorch import cli, identity
 from tunetorch.budget import Budget
-from tunetorch.errors import UsageError
-from tunetorch.race.plan import DEFAULT_STRATEGIES, LANDSCAPE_DIMS, Entrant, Plan, make_plan
+from tunetorch.race.plan import (
+    DEFAULT_STRATEGIES,
+    LANDSCAPE_DIMS,
+    Entrant,
+    Plan,
+    check_same_landscape,
+    make_plan,
+)
+from tunetorch.words import count
 
 
 def main() -> None:
-    argv = sys.argv[1:]
+    argv = _without_null_landscape(sys.argv[1:])
     for arg in argv:
         m = re.fullmatch(r"\+{0,2}landscape=(.*)", arg)
         if m:  # an optional group: Hydra would silently train for real on a misspelt landscape
@@ -43,6 +50,16 @@ def main() -> None:
     cli.main("race", run, argv)
 
 
+def _without_null_landscape(argv: list[str]) -> list[str]:
+    """`landscape=null` (train for real, as when no landscape is given) as Hydra can take it:
+    Hydra refuses a null group override, so the landscape choices are left out, falling back
+    to the default, null. The last choice wins, as in Hydra."""
+    choices = [i for i, a in enumerate(argv) if re.fullmatch(r"\+{0,2}landscape=.*", a)]
+    null = {i for i in choices if argv[i].split("=", 1)[1] == "null"}
+    drop = set(choices) if choices and choices[-1] in null else null  # a later choice overrides it
+    return [a for i, a in enumerate(argv) if i not in drop]
+
+
 def run(cfg: Any) -> int:
     from tunetorch.lock import StudyLock
     from tunetorch.reports.terminal import budget_text
@@ -51,9 +68,9 @@ def run(cfg: Any) -> int:
     race_dir = Path(cfg.study.dir)
     synthetic = plan.landscape is not None
     objective = (
-        f"the {plan.landscape['name']} landscape, {cfg.trainer.epochs} epoch(s) a trial"
+        f"the {plan.landscape['name']} landscape, {count(cfg.trainer.epochs, 'epoch')} a trial"
         if synthetic
-        else f"{cfg.model._target_} on {cfg.dataset._target_}, {cfg.trainer.epochs} epoch(s) a trial"
+        else f"{cfg.model._target_} on {cfg.dataset._target_}, {count(cfg.trainer.epochs, 'epoch')} a trial"
     )
     print(
         f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
@@ -113,16 +130,12 @@ def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
     from tunetorch.race.synthetic import search_landscape
 
     cfg = entrant.cfg
+    check_same_landscape(Path(cfg.study.dir), plan.landscape)  # as make_plan did, now under the lock
     journal, _ = identity.open_journal(Path(cfg.study.dir), cfg, entrant.plan)
     try:
-        stored = journal.get_meta("landscape")
         wanted = json.dumps(plan.landscape, sort_keys=True)
-        if stored is not None and stored != wanted:
-            raise UsageError(
-                f"study.dir: {Path(cfg.study.dir).parent} holds a race on landscape {stored}, not {wanted}; "
-                "use a new study.dir"
-            )
-        journal.set_meta("landscape", wanted)
+        if journal.get_meta("landscape") != wanted:
+            journal.set_meta("landscape", wanted)
         study = make_study(entrant, plan, journal)
         outcome = search_landscape(
             study,

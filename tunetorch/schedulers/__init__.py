@@ -40,4 +40,17 @@ def make_scheduler(name: str, seed: int = 0, **options: Any) -> Scheduler:
     return cls(seed=seed, **options)
 
 
-__all__ = ["REGISTRY", "Curves", "Scheduler", "make_scheduler"]
+def check_epochs(scheduler: Scheduler, epochs: int) -> None:
+    """A rung scheduler's max_resource is the epochs of a full trial: above trainer.epochs its
+    upper rungs (and Hyperband's brackets, dealt by max_resource) lie past the end of every
+    trial and never decide. UsageError naming scheduler.max_resource; below it is allowed (the
+    decisions end at max_resource, the trials train on)."""
+    max_resource = getattr(scheduler, "max_resource", None)
+    if max_resource is not None and max_resource > epochs:
+        raise UsageError(
+            f"scheduler.max_resource: {max_resource} must be at most trainer.epochs ({epochs}), "
+            f"the epochs a trial trains ({scheduler.name}: rungs past it never decide)"
+        )
+
+
+__all__ = ["REGISTRY", "Curves", "Scheduler", "check_epochs", "make_scheduler"]
