@@ -382,3 +382,38 @@ def test_a_folder_that_is_not_a_study_gets_nothing_written(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # not even a lock file
     assert entry.main([f"study.dir={tmp_path / 'missing'}"]) == 2
     assert capsys.readouterr().err.strip() == f"error: study.dir: {tmp_path / 'missing'} does not exist"
+
+
+# --- a data module whose test() raises ---------------------------------------------------
+BROKEN = ["--config-dir", str(ROOT / "tests" / "_broken_conf"), "dataset=broken_test"]
+
+
+def test_a_data_module_whose_test_raises_is_one_line_and_the_look_stays_started(tmp_path):
+    """tests/_broken_data.py: the digits, with test() raising ValueError. The end of tune and a
+    forced evaluate each say so in one line (exit 1), naming the module; each look stays
+    journaled as started, never completed, and counts: the next evaluate needs force=true."""
+    d = tmp_path / "study"
+    shrink = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "dataset="))]
+    out = run_tune(*shrink, *BROKEN, "budget.n_trials=2", f"study.dir={d}")
+    line = one_error_line(
+        out,
+        1,
+        "error: dataset.test() raised ValueError: the test split's labels file is corrupt",
+        "(data module tests._broken_data.BrokenTestDigits)",
+        "stays journaled as started",
+        f"study.dir={d} force=true",
+    )
+    assert "Traceback" not in out.stderr, line
+    trials = Journal(d / "journal.sqlite").trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # the search's work is kept
+    [look] = looks(d)
+    assert look["status"] == "started" and look["forced"] is False and look["accuracy"] is None
+    summary = json.loads((d / "summary.json").read_text())  # rewritten: it shows the look
+    assert summary["test"] is None and summary["test_evaluations"] == 1 and summary["test_incomplete"] == 1
+
+    one_error_line(evaluate(d), 2, "started and never completed", "pass force=true")
+    assert len(looks(d)) == 1
+    one_error_line(
+        evaluate(d, "force=true"), 1, "error: dataset.test() raised ValueError", "BrokenTestDigits"
+    )
+    assert [(e["status"], e["forced"]) for e in looks(d)] == [("started", False), ("started", True)]

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import ROOT, SHRINK, run_tune
 from tests.test_tune_e2e import snapshot
 from tunetorch import Journal, TrialState
+from tunetorch.words import count
 
 SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
 # Bayes with a short initial design: trials 2-5 come from the GP, so a resume must rebuild it.
@@ -118,7 +119,7 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
 
     out = run_tune(*SMALL_BAYES, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
-    assert "resuming" in out.stdout and f"{len(before)} finished trials kept" in out.stdout
+    assert "resuming" in out.stdout and f"{count(len(before), 'finished trial')} kept" in out.stdout
     after = journal_rows(d)
     assert [r[0] for r in after] == list(range(6)) and all(r[1] == "COMPLETE" for r in after)
     assert set(before) <= set(after)  # every trial finished before the kill is there, untouched
@@ -343,3 +344,200 @@ def test_a_study_of_an_older_layout_is_refused_in_one_line(existing, tmp_path):
     out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={d}")
     assert out.returncode == 2 and "was made by an older tunetorch layout" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and snapshot(d) == before
+
+
+# --- faults of the environment: one line, exit 1, nothing completed lost, then a resume --------
+def _no_trials_arg(args: list[str]) -> list[str]:
+    return [a for a in args if not a.startswith("budget.n_trials=")]
+
+
+def in_namespace(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`sh -c SCRIPT sh ARGS` as root of a private user and mount namespace (`unshare -rm`): the
+    mounts it makes (a small tmpfs, a read-only bind mount) are its own and end with it; the
+    machine's are untouched. Commands in it see this environment, less HYDRA_FULL_ERROR."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def namespaces(tmp_path_factory):
+    """Skip, saying why, where this machine will not let a process make a private mount
+    namespace (`unshare -rm`: user namespaces off, or no unshare)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed: no private mount namespace for a small disk")
+    d = tmp_path_factory.mktemp("namespace")
+    probe = 'mount -t tmpfs -o size=64k tmpfs "$1" && mount --bind "$1" "$1" && mount -o remount,ro,bind "$1"'
+    out = in_namespace(probe, str(d), timeout=30)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount in a private namespace here (unshare -rm: {out.stderr.strip()[:200]})")
+
+
+def one_line(out: subprocess.CompletedProcess, code: int) -> str:
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == code and len(lines) == 1, out.stdout + out.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in out.stderr, lines[0]
+    return lines[0]
+
+
+# What fills the disk first, and the tmpfs that makes it so: with small weights (16 units per
+# layer) the journal's WAL outgrows the disk after 3 trials; with the default 256 units, trial
+# 1's weights (4 layers) do not fit, and its worker hands the fault to the driver.
+FULL_DISK = {
+    "journal": (
+        ["model.width=16", "budget.n_trials=8"],
+        "250k",
+        "the disk is full, the journal cannot be written",
+    ),
+    "checkpoint": (["budget.n_trials=4"], "600k", "trial 1's weights cannot be written to"),
+}
+
+
+@pytest.mark.parametrize("what", FULL_DISK)
+def test_a_full_disk_is_one_line_keeps_completed_trials_and_the_study_resumes(what, namespaces, tmp_path):
+    extra, size, needle = FULL_DISK[what]
+    args = [*_no_trials_arg(SHRINK), *extra, "tuner.progress=false"]
+    mnt, kept = tmp_path / "small-disk", tmp_path / "kept"
+    mnt.mkdir()
+    # The study on a tmpfs of `size`; what it left is copied out before the namespace (and the
+    # tmpfs with it) ends.
+    script = (
+        'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99; m=$2 k=$3; shift 3; '
+        '"$@"; rc=$?; cp -a "$m/study" "$k"; exit $rc'
+    )
+    full = in_namespace(
+        script,
+        size,
+        str(mnt),
+        str(kept),
+        sys.executable,
+        "-m",
+        "tunetorch.tune",
+        *args,
+        f"study.dir={mnt}/study",
+    )
+    line = one_line(full, 1)
+    assert line.startswith(f"error: study.dir: {mnt}/study") and needle in line, line
+    assert "the same command resumes" in line, line
+    before = finished(journal_rows(kept))  # the journal is readable, and holds what completed
+    assert len(before) >= 1 and all(r[1] == "COMPLETE" for r in before), before
+    assert not list((kept / "checkpoints").glob("*.tmp"))  # a half-written file holds no space
+
+    out = run_tune(*args, f"study.dir={kept}")  # the same command on a disk with room
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{count(len(before), 'finished trial')} kept" in out.stdout and "test accuracy" in out.stdout
+    after = journal_rows(kept)
+    n = int(next(a for a in extra if a.startswith("budget.n_trials=")).split("=")[1])
+    assert [r[1] for r in after] == ["COMPLETE"] * n
+    assert set(before) <= set(after)  # every trial completed before the disk filled, untouched
+
+
+def test_a_disk_too_full_for_a_new_study_leaves_nothing_on_it(namespaces, tmp_path):
+    """A new study that cannot be written whole is not written at all: a half-made journal would
+    be refused as foreign by the next run, instead of that run starting the study afresh."""
+    mnt, left = tmp_path / "small-disk", tmp_path / "left.txt"
+    mnt.mkdir()
+    script = (
+        'mount -t tmpfs -o size=40k tmpfs "$1" || exit 99; m=$1 l=$2; shift 2; '
+        '"$@"; rc=$?; ls -A "$m" > "$l"; exit $rc'
+    )
+    out = in_namespace(
+        script, str(mnt), str(left), sys.executable, "-m", "tunetorch.tune", *SHRINK, f"study.dir={mnt}/study"
+    )
+    line = one_line(out, 1)
+    assert line.startswith(f"error: study.dir: {mnt}/study: the disk is full"), line
+    assert left.read_text() == ""  # no study folder, no journal, no lock file
+
+
+def _damage(path: Path, where: str) -> None:
+    """Overwrite one whole page of the journal: the meta table's (page 2), or the middle one."""
+    data = bytearray(path.read_bytes())
+    page = 4096
+    start = page if where == "meta page" else (len(data) // 2) // page * page
+    data[start : start + page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", ["meta page", "middle page"])
+def test_a_damaged_journal_is_one_line_and_left_byte_for_byte(where, existing, tmp_path):
+    d = tmp_path / "study"
+    shutil.copytree(existing, d)
+    _damage(d / "journal.sqlite", where)
+    db = sqlite3.connect(f"file:{d / 'journal.sqlite'}?mode=ro", uri=True)
+    try:  # the premise: SQLite itself finds the file damaged
+        assert db.execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    except sqlite3.DatabaseError:
+        pass
+    finally:
+        db.close()
+    before = snapshot(d)
+
+    out = run_tune(*SHRINK, "budget.n_trials=3", f"study.dir={d}")
+    line = one_line(out, 1)
+    assert line.startswith(f"error: study.dir: {d / 'journal.sqlite'} is damaged") and "left as it is" in line
+    assert snapshot(d) == before  # not repaired, not overwritten, nothing added
+
+    from tests.test_evaluate import evaluate
+
+    line = one_line(evaluate(d, "force=true"), 1)
+    assert line.startswith(f"error: study.dir: {d / 'journal.sqlite'} is damaged") and "left as it is" in line
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("how", ["read-only mount", "immutable"])
+def test_a_read_only_study_dir_is_an_environment_fault_and_resumes_once_writable(how, existing, tmp_path):
+    """Tests run as root, which chmod does not stop: the folder is made read-only for real, by a
+    read-only bind mount in a private namespace, or the immutable attribute (chattr +i)."""
+    d = tmp_path / "study"
+    shutil.copytree(existing, d)
+    before = snapshot(d)
+    args = [*_no_trials_arg(SHRINK), "budget.n_trials=3", "tuner.progress=false"]
+    tune = [sys.executable, "-m", "tunetorch.tune", *args]
+    if how == "read-only mount":
+        if shutil.which("unshare") is None:
+            pytest.skip("unshare (util-linux) is not installed")
+        script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" || exit 99; shift; "$@"'
+        resumed = in_namespace(script, str(d), *tune, f"study.dir={d}")
+        made = in_namespace(script, str(d), *tune, f"study.dir={d}/new")
+        if resumed.returncode == 99:
+            pytest.skip(f"cannot mount in a private namespace here: {resumed.stderr.strip()[:200]}")
+        reason = "is on a read-only file system"
+    else:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(d)]).returncode != 0:
+            pytest.skip("cannot make a folder immutable here (chattr +i)")
+        try:
+            resumed = run_tune(*args, f"study.dir={d}")
+            made = run_tune(*args, f"study.dir={d}/new")
+        finally:
+            subprocess.run(["chattr", "-i", str(d)], check=True)
+        reason = "is not writable"
+    for out, target in ((resumed, d), (made, d / "new")):
+        line = one_line(out, 1)
+        assert line.startswith(f"error: study.dir: {target} cannot be written: {d} {reason}"), line
+    assert snapshot(d) == before and not (d / "new").exists()
+
+    out = run_tune(*args, f"study.dir={d}")  # writable again: the same command resumes
+    assert out.returncode == 0 and "2 finished trials kept" in out.stdout, out.stdout + out.stderr
+    assert [r[1] for r in journal_rows(d)] == ["COMPLETE"] * 3
+
+
+@pytest.mark.parametrize("address", ["no.such.host:99999", "127.0.0.1:9"])
+def test_a_refused_ray_backend_writes_nothing(address, tmp_path):
+    """Every check of the backend comes before the study directory is made: Ray not installed,
+    a port out of range, nothing answering at the address."""
+    d = tmp_path / "new" / "study"
+    out = run_tune(
+        *SHRINK, "tuner.backend=ray", f"tuner.ray.address={address}", f"study.dir={d}", timeout=120
+    )
+    line = one_line(out, 2)
+    assert line.startswith(("error: tuner.ray.address: ", "error: tuner.backend: 'ray' needs Ray")), line
+    if address.endswith(":99999") and "needs Ray" not in line:  # refused before any name lookup
+        assert "port 99999 is not 1..65535" in line, line
+    assert not (tmp_path / "new").exists()

@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import held_seconds
 from tunetorch import SearchSpace, UsageError
+from tunetorch.words import count
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True}}
@@ -423,7 +424,7 @@ class TestTwoNodeCluster:
 
     def test_too_many_gpus_is_one_line(self, two_nodes):
         assert two_nodes["too_many_gpus"] == (
-            f"tuner.devices: [0, 1, 2] asks for 3 GPU(s) but the Ray cluster at "
+            f"tuner.devices: [0, 1, 2] asks for 3 GPUs but the Ray cluster at "
             f"{two_nodes['too_many_gpus'].split('at ', 1)[1].split(' has')[0]} has 2"
         )
 
@@ -459,7 +460,7 @@ def test_a_driver_killed_with_sigkill_resumes_on_the_same_cluster_as_with_the_lo
     assert 2 <= len(kept) < KILL_TRIALS, before  # killed mid-study
     assert out["second_exit"] == 0, out["second_stderr"]
     assert out["second_stdout"].startswith("resuming "), out["second_stdout"]
-    assert f"{len(kept)} finished trials kept" in out["second_stdout"], out["second_stdout"]
+    assert f"{count(len(kept), 'finished trial')} kept" in out["second_stdout"], out["second_stdout"]
     # the study finished with the asked number of trials, each once
     assert sorted(int(n) for n in after) == list(range(KILL_TRIALS))
     assert all(t[1] == "COMPLETE" for t in after.values()), after
@@ -517,7 +518,7 @@ def test_gpus_asked_of_a_cluster_without_any_is_one_line():
     from tunetorch.executors.ray import _slot_options
 
     with pytest.raises(
-        UsageError, match=r"^tuner.devices: \[0\] asks for 1 GPU\(s\) but the Ray cluster at x:1 has 0$"
+        UsageError, match=r"^tuner.devices: \[0\] asks for 1 GPU but the Ray cluster at x:1 has 0$"
     ):
         _slot_options([0], 2, 1, 0, "x:1")
     assert _slot_options("auto", 2, 2, 0, None) == [{"num_cpus": 1}] * 2  # auto: CPU slots, as locally

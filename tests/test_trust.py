@@ -202,3 +202,60 @@ def test_a_study_reopened_with_another_identity_is_refused_naming_the_key(tmp_pa
         Study(other, seed=0, journal=journal, direction="minimize")
     assert json.loads(journal.get_meta("space")) == space.to_dict()
     journal.close()
+
+
+# --- 4. a finished trial whose hash was never journaled: back-filled on resume ----------------------
+KILL_BEFORE_HASH = """
+import os, signal
+import tunetorch.journal as j
+_record = j.Journal.record_weights
+
+def record_weights(self, trial, sha256):
+    if trial == int(os.environ["TUNETORCH_TEST_KILL_BEFORE_HASH"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # the trial is journaled COMPLETE; its hash is not
+    return _record(self, trial, sha256)
+
+j.Journal.record_weights = record_weights
+"""
+TWO_TRIALS = [*(a for a in SHRINK if not a.startswith("budget.n_trials=")), "budget.n_trials=2"]
+
+
+@pytest.fixture(scope="module")
+def killed_before_hash(tmp_path_factory) -> Path:
+    """A tuner SIGKILLed after trial 0 (the best, seed 0) was journaled as complete and before the
+    sha256 of its weights was: checkpoints/trial_0000.pt is there, its hash is not."""
+    tmp = tmp_path_factory.mktemp("killed_before_hash")
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(KILL_BEFORE_HASH)
+    env = {"PYTHONPATH": str(site), "TUNETORCH_TEST_KILL_BEFORE_HASH": "0"}
+    d = tmp / "study"
+    out = run_tune(*TWO_TRIALS, f"study.dir={d}", env=env)
+    assert out.returncode == -9, out.stdout + out.stderr
+    return d
+
+
+@pytest.mark.parametrize("checkpoint", ["kept", "lost"])
+def test_a_trial_journaled_without_its_weights_hash_is_back_filled_from_its_own_file(
+    checkpoint, killed_before_hash, tmp_path
+):
+    """The rule (tune.backfill_weights): on resume, a finished trial without a recorded sha256 gets
+    that of checkpoints/trial_NNNN.pt, the file its worker wrote; without the file it stays
+    unrecorded, and evaluating it is refused (one line, no look spent)."""
+    d = tmp_path / "study"
+    shutil.copytree(killed_before_hash, d)
+    file = d / "checkpoints" / "trial_0000.pt"
+    assert _recorded(d) == {0: None} and file.is_file()
+    written = sha256(file)
+    if checkpoint == "lost":
+        file.unlink()
+
+    out = run_tune(*TWO_TRIALS, f"study.dir={d}")
+    recorded = _recorded(d)
+    if checkpoint == "kept":
+        assert out.returncode == 0 and "test accuracy" in out.stdout, out.stdout + out.stderr
+        assert recorded[0] == written == looks(d)[0]["weights_hash"] == sha256(d / "best.pt")
+        assert recorded[1] is not None
+    else:
+        one_error_line(out, 2, "the journal records no sha256 of the best trial 0's weights")
+        assert recorded[0] is None and looks(d) == []

@@ -29,13 +29,35 @@ def trial_path(folder: Path, number: int) -> Path:
 
 
 def save_trial_weights(folder: Path, number: int, state_dict: dict[str, Any]) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    """Atomically: a crash leaves the old file or the new one, never half of one.
+
+    A file that cannot be written (a full disk, a read-only folder) is an EnvironmentFault
+    naming it, not a failed trial: the worker hands it to the driver, which stops the study with
+    that line (the trial stays unfinished in the journal and runs again on resume). The
+    half-written temporary file is removed, so it holds no space."""
+    import io
+
     import torch
+
+    from tunetorch.errors import EnvironmentFault
 
     path = trial_path(folder, number)
     tmp = path.with_suffix(".pt.tmp")
-    torch.save(state_dict, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # serialised in memory: torch.save reports a failed write without its errno
+    torch.save(state_dict, buffer)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise EnvironmentFault(
+            f"study.dir: {Path(folder).parent}: trial {number}'s weights cannot be written to {path} "
+            f"({e.strerror or e})"
+        ) from None
 
 
 def file_sha256(path: Path) -> str:

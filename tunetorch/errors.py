@@ -1,7 +1,9 @@
 """Errors that speak to the user.
 
 A `UsageError` is bad input: the entry points print its one-line message and exit
-with status 2, without a traceback. Everything else is a bug and keeps its traceback.
+with status 2, without a traceback. An `EnvironmentFault` is the environment's (a full disk, a
+read-only folder, a damaged journal): one line, exit status 1, and nothing that completed is
+lost. Everything else is a bug and keeps its traceback.
 """
 
 

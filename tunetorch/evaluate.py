@@ -18,9 +18,14 @@ the model holds those weights and the data module is built.
 
     python -m tunetorch.evaluate study.dir=runs/my-study [force=true] [device=cuda:0]
 
-Exit status: 0 done, 1 the study directory cannot be written (nothing was read), 2 bad
-input, a study in use (another tune, race or evaluate holds its lock) or a look already
-spent.
+A data module whose test() raises, or returns a split the model cannot score, is one line
+naming the module and the exception (exit 1); that look stays journaled as started, never
+completed, and counts: the next evaluate says so and needs force=true (flagged).
+
+Exit status: 0 done, 1 a fault of the environment (the study directory cannot be written,
+nothing was read; a damaged journal, left as it is; a full disk) or a data module whose test()
+raised, 2 bad input, a study in use (another tune, race or evaluate holds its lock) or a look
+already spent.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tunetorch.history import best_trial, stale_test
 from tunetorch.journal import Journal
 from tunetorch.lock import StudyLock
 from tunetorch.trial import Trial
+from tunetorch.words import count
 
 OPTIONS = ("study.dir", "force", "device")
 USAGE = "python -m tunetorch.evaluate study.dir=PATH [force=true|false] [device=cpu|cuda|cuda:N]"
@@ -65,18 +71,18 @@ def evaluate_best(
     _load(model, weights, device)
     try:
         look = journal.start_evaluation(best.number, weights_hash, forced)
-    except (sqlite3.Error, OSError) as e:
+    except (sqlite3.Error, OSError, EnvironmentFault) as e:
         raise EnvironmentFault(
-            f"study.dir: {study_dir}: the journal cannot be written ({e}); "
+            f"study.dir: {study_dir}: the journal cannot be written ({_cause(e)}); "
             "the test split was not read, so no look was spent"
         ) from None
-    scored = _score_on_test(model, data, int(cfg.study.seed), device)
+    scored = _score_on_test(model, data, int(cfg.study.seed), device, study_dir, cfg.dataset.get("_target_"))
     try:
         journal.complete_evaluation(look, scored["accuracy"], scored["loss"], scored["test_hash"])
-    except (sqlite3.Error, OSError) as e:
+    except (sqlite3.Error, OSError, EnvironmentFault) as e:
         raise EnvironmentFault(
             f"study.dir: {study_dir}: test accuracy {scored['accuracy']:.4f} was measured but cannot be "
-            f"recorded ({e}); the look stays recorded as started and counts as one"
+            f"recorded ({_cause(e)}); the look stays recorded as started and counts as one"
         ) from None
     return {
         **scored,
@@ -121,20 +127,74 @@ def _load(model: Any, weights_path: Path, device: str) -> None:
         raise UsageError(f"study.dir: {weights_path} does not fit the study's model ({reason})") from None
 
 
-def _score_on_test(model: Any, data: Any, seed: int, device: str) -> dict[str, Any]:
+def rewrite_reports_after_a_failed_look(study_dir: Path, journal: Journal, looks_before: int) -> None:
+    """summary.json and the rest show a look that started here and failed (its test() raised);
+    only when one did, so a refused call writes nothing. Best effort: the fault is reported."""
+    from tunetorch.reports import write_reports
+
+    try:
+        if len(journal.evaluations()) > looks_before:
+            write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
+    except Exception:  # noqa: BLE001 - the disk may be the fault being reported
+        pass
+
+
+def _cause(e: BaseException) -> str:
+    if isinstance(e, EnvironmentFault):
+        return str(e)
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+# A look whose test split could not be read or scored stays journaled as started and never
+# completes. It counts (the data module ran, and what it printed or wrote may have been seen), so
+# the next evaluate says "started and never completed" and needs force=true, and is flagged.
+def spent(study_dir: Path) -> str:
+    return (
+        "the look stays journaled as started and counts as one: once that is fixed, "
+        f"python -m tunetorch.evaluate study.dir={study_dir} force=true looks again (flagged as forced)"
+    )
+
+
+def _score_on_test(
+    model: Any, data: Any, seed: int, device: str, study_dir: Path, target: Any
+) -> dict[str, Any]:
     """Everything that touches the test data, in one place: called only after the look was
-    journaled as started. -> {"loss", "accuracy", "n_test", "test_hash"}"""
+    journaled as started. -> {"loss", "accuracy", "n_test", "test_hash"}
+
+    A data module whose test() raises (a user's module: a missing file, a bug) or a test split
+    the model cannot score is one line, EnvironmentFault (exit 1), naming the module and the
+    exception: the look was journaled as started and stays so (`spent`)."""
     from tunetorch.training.datasets import split_hash
     from tunetorch.training.trainer import validate
 
-    test = data.test(seed, device)
-    metrics = validate(model, test, device)
+    module = f" (data module {target})"
+    note = spent(study_dir)
+    try:
+        test = data.test(seed, device)
+    except UsageError as e:  # a built-in's one line (the data set's files are missing)
+        raise UsageError(f"{e}; {note}") from None
+    except EnvironmentFault as e:
+        raise EnvironmentFault(f"{e}; {note}") from None
+    except Exception as e:  # noqa: BLE001 - a user's data module may raise anything
+        raise EnvironmentFault(f"dataset.test() raised {_one_line(e)}{module}; {note}") from None
+    try:
+        metrics = validate(model, test, device)
+        n_test, test_hash = len(test), split_hash(test)
+    except Exception as e:  # noqa: BLE001 - a split of the wrong shape, type or labels
+        raise EnvironmentFault(
+            f"dataset.test(){module} returned a split the model cannot score: {_one_line(e)}; {note}"
+        ) from None
     return {
         "loss": metrics["val_loss"],
         "accuracy": metrics["val_accuracy"],
-        "n_test": len(test),
-        "test_hash": split_hash(test),
+        "n_test": n_test,
+        "test_hash": test_hash,
     }
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def evaluation_is_stale(journal: Journal) -> bool:
@@ -238,7 +298,10 @@ def check_device(device: str) -> str:
         raise UsageError(f"device: {device!r} but no CUDA GPU is visible here; use device=cpu")
     n = torch.cuda.device_count()
     if int(m.group(1) or 0) >= n:
-        raise UsageError(f"device: {device!r} but {n} CUDA GPU(s) are visible (cuda:0 to cuda:{n - 1})")
+        seen = count(n, "CUDA GPU")
+        raise UsageError(
+            f"device: {device!r} but {seen} {'is' if n == 1 else 'are'} visible (cuda:0 to cuda:{n - 1})"
+        )
     return device
 
 
@@ -305,7 +368,12 @@ def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any
             f"study.dir: {study_dir}: the journal cannot be opened for writing ({e})"
         ) from None
     try:
-        result = evaluate_best(study_dir, journal, device, force=force)
+        looks = len(journal.evaluations())
+        try:
+            result = evaluate_best(study_dir, journal, device, force=force)
+        except (EnvironmentFault, UsageError):
+            rewrite_reports_after_a_failed_look(study_dir, journal, looks)
+            raise
         summary = write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
         meta = study_meta(journal)  # a forced look reaches TensorBoard too
         tb = TensorBoardLog(study_dir, space=meta.space, metric=meta.metric, direction=meta.direction)

@@ -3,6 +3,14 @@
 One file, `journal.sqlite`, in the study directory. WAL mode and one transaction per
 state change, so that a crash (even `kill -9`) at any moment leaves every completed
 trial on disk. summary.json, trials.csv and the plots are all derived from it.
+
+Faults of the environment are EnvironmentFault (one line, exit 1), never a traceback: a full
+disk, a read-only folder, an I/O error, a damaged file. A failed write changes nothing (its
+transaction is rolled back), so every trial journaled before it stays, and the same command
+resumes the study once the fault is gone. A journal is checked (`PRAGMA quick_check`) before it
+is opened for writing: a damaged one is refused and left byte for byte as it is. A file that is
+not an SQLite database, or not a tunetorch journal, is bad input instead (exit 2): the user
+named the wrong folder.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.trial import Trial, TrialState
 
 FORMAT = "tunetorch-journal/3"
@@ -72,14 +80,29 @@ class Journal:
         self.path = Path(path)
         existed = self.path.exists()
         if existed:
-            _check_journal_file(self.path)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-        if not existed:
-            self._db.executescript(_SCHEMA)
-            self.set_meta("format", FORMAT)
-        else:
+            _check_journal_file(self.path, integrity=True)  # before anything can write to it
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise fault(self.path, e) from None
+        self._db = _Connection(conn, self.path)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            if not existed:
+                # The tables and the format in one transaction: a new journal is whole or absent.
+                with self._tx():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+        except EnvironmentFault:
+            conn.close()
+            if not existed:  # a half-made journal would be refused as foreign by the next run
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            raise
+        if existed:
             fmt = self.get_meta("format")
             if fmt in OLDER_FORMATS:
                 raise UsageError(
@@ -99,8 +122,8 @@ class Journal:
 
     # --- meta: the study's configuration, the test split's hash -----------------------
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._db.fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
@@ -121,7 +144,7 @@ class Journal:
             )
 
     def trials(self) -> list[Trial]:
-        rows = self._db.execute(f"SELECT {', '.join(_TRIAL_COLUMNS)} FROM trials ORDER BY number").fetchall()
+        rows = self._db.fetchall(f"SELECT {', '.join(_TRIAL_COLUMNS)} FROM trials ORDER BY number")
         out = []
         for r in rows:
             row = dict(zip(_TRIAL_COLUMNS, r, strict=True))
@@ -141,9 +164,7 @@ class Journal:
 
     def epochs(self, trial: int) -> list[dict[str, float]]:
         """One dict per recorded epoch of `trial`, in order: {"epoch": e, metric: value, ...}."""
-        rows = self._db.execute(
-            "SELECT epoch, metrics FROM epochs WHERE trial = ? ORDER BY epoch", (trial,)
-        ).fetchall()
+        rows = self._db.fetchall("SELECT epoch, metrics FROM epochs WHERE trial = ? ORDER BY epoch", (trial,))
         return [{"epoch": e, **json.loads(m)} for e, m in rows]
 
     def clear_epochs(self, trial: int) -> None:
@@ -155,7 +176,7 @@ class Journal:
         """Every trial's curve in one read: trial number -> `epochs(trial)` (the study rebuilds
         its scheduler's rung values from this)."""
         out: dict[int, list[dict[str, float]]] = {}
-        for t, e, m in self._db.execute("SELECT trial, epoch, metrics FROM epochs ORDER BY trial, epoch"):
+        for t, e, m in self._db.fetchall("SELECT trial, epoch, metrics FROM epochs ORDER BY trial, epoch"):
             out.setdefault(t, []).append({"epoch": e, **json.loads(m)})
         return out
 
@@ -167,8 +188,8 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO weights VALUES (?, ?)", (trial, sha256))
 
     def weights_hash(self, trial: int) -> str | None:
-        row = self._db.execute("SELECT sha256 FROM weights WHERE trial = ?", (trial,)).fetchone()
-        return row[0] if row else None
+        rows = self._db.fetchall("SELECT sha256 FROM weights WHERE trial = ?", (trial,))
+        return rows[0][0] if rows else None
 
     # --- the sealed test split -----------------------------------------------------------
     # A look at the test split is two rows' worth of state: "started" is committed before the
@@ -198,7 +219,7 @@ class Journal:
         """Every look, oldest first: trial, weights_hash, forced, status ('started' | 'completed'),
         time, and accuracy, loss, test_hash (None while started)."""
         keys = ("trial", "weights_hash", "forced", "status", "time", "accuracy", "loss", "test_hash")
-        rows = self._db.execute(f"SELECT {', '.join(keys)} FROM evaluations ORDER BY id").fetchall()
+        rows = self._db.fetchall(f"SELECT {', '.join(keys)} FROM evaluations ORDER BY id")
         return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[2])} for r in rows]
 
 
@@ -221,27 +242,122 @@ _TRIAL_COLUMNS = (
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT: one state change, all or nothing."""
+    """BEGIN IMMEDIATE ... COMMIT: one state change, all or nothing. A COMMIT that fails (a
+    full disk) is rolled back, so the connection is left as before the change."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: _Connection):
         self.db = db
 
     def __enter__(self):
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return False
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
         return False
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except EnvironmentFault:
+                pass  # the failure that brought us here is the one to report
+
+
+class _Connection:
+    """An sqlite3 connection whose faults of the environment are EnvironmentFault (see `fault`);
+    every read fetches all its rows at once, so a damaged page cannot surface mid-iteration."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn, self._path = conn, path
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as e:
+            raise fault(self._path, e) from None
+
+    def fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise fault(self._path, e) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# SQLite's primary result codes that are the environment's doing, not a bug of ours.
+_FULL, _DAMAGED = {13}, {11, 26}  # SQLITE_FULL; SQLITE_CORRUPT, SQLITE_NOTADB
+_UNWRITABLE = {3, 8, 14}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
+_OTHER = {5, 6, 7, 10, 15}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_IOERR, SQLITE_PROTOCOL
+_BY_TEXT = (  # Python 3.10 has no sqlite_errorcode: the same codes by their messages
+    ("disk is full", 13),
+    ("malformed", 11),
+    ("not a database", 26),
+    ("readonly database", 8),
+    ("unable to open", 14),
+    ("disk i/o error", 10),
+    ("database is locked", 5),
+)
+
+
+def fault(path: Path, e: sqlite3.Error) -> Exception:
+    """The exception to raise for sqlite3 error `e` on journal `path`: an EnvironmentFault of one
+    line for a full disk, an unwritable folder or file, an I/O error or a damaged file; `e`
+    itself otherwise (a bug keeps its traceback)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None:
+        code = next((c for text, c in _BY_TEXT if text in str(e).lower()), -1)
+    code &= 0xFF
+    study_dir = Path(path).parent
+
+    def resume(once: str) -> str:
+        return f"completed trials are kept in it: once {once}, the same command resumes the study"
+
+    if code in _FULL:
+        return EnvironmentFault(
+            f"study.dir: {study_dir}: the disk is full, the journal cannot be written ({e}); "
+            f"{resume('space is freed')}"
+        )
+    if code in _DAMAGED:
+        return EnvironmentFault(
+            f"study.dir: {path} is damaged ({e}); it was left as it is: restore it from a copy, "
+            "or start again in a new study.dir"
+        )
+    if code in _UNWRITABLE:
+        return EnvironmentFault(
+            f"study.dir: {study_dir}: the journal cannot be opened or written ({e}); "
+            f"{resume('the folder and the journal are writable')}"
+        )
+    if code in _OTHER:
+        return EnvironmentFault(
+            f"study.dir: {study_dir}: the journal cannot be read or written ({e}); {resume('that is fixed')}"
+        )
+    return e
 
 
 def read_meta(path: str | Path, key: str) -> str | None:
     """One meta value, read without changing the file (no WAL or lock files are created)."""
     _check_journal_file(Path(path))
-    db = _read_only(Path(path))
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    finally:
-        db.close()
+        db = _read_only(Path(path))
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise fault(Path(path), e) from None
     return row[0] if row else None
 
 
@@ -253,7 +369,10 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path.absolute()}?{mode}", uri=True)
 
 
-def _check_journal_file(path: Path) -> None:
+def _check_journal_file(path: Path, integrity: bool = False) -> None:
+    """Refuse a file that is not a tunetorch journal (UsageError: the wrong folder was named)
+    and, with `integrity`, one whose pages are damaged (EnvironmentFault: the disk's doing);
+    reads only."""
     with open(path, "rb") as f:
         header = f.read(16)
     if header and header != b"SQLite format 3\x00":
@@ -264,10 +383,17 @@ def _check_journal_file(path: Path) -> None:
         db = _read_only(path)
         try:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            problem = db.execute("PRAGMA quick_check(1)").fetchone()[0] if integrity else "ok"
         finally:
             db.close()
-    except sqlite3.DatabaseError as e:
-        raise UsageError(f"study.dir: {path} is unreadable ({e}); use a new study.dir") from None
+    except sqlite3.Error as e:
+        raise fault(path, e) from None
+    if problem != "ok":
+        problem = " ".join(ln.strip() for ln in str(problem).splitlines() if ln.strip() and "***" not in ln)
+        raise EnvironmentFault(
+            f"study.dir: {path} is damaged (quick_check: {problem}); it was left as it is: restore it "
+            "from a copy, or start again in a new study.dir"
+        )
     if "meta" not in names or "trials" not in names:
         raise UsageError(
             f"study.dir: {path} is not a tunetorch journal (tables {sorted(names)}); use a new study.dir"

@@ -7,16 +7,25 @@ trials that were running are run again, and the strategy is rebuilt from the jou
 
 Exit status: 0 done, 1 stopped on failures (or a fault of the environment), 2 bad input (one
 line, nothing written), 130 interrupted (the study can be resumed).
+
+Faults of the environment are one line, exit 1, and lose nothing that completed: an unwritable
+or read-only study.dir (refused before anything is written), a full disk (the journal's, a
+worker's checkpoint, a report's or TensorBoard's write), a damaged journal (left as it is).
+Trials that were running stay unfinished in the journal; once the fault is gone the same command
+resumes the study. Every check of the backend (a Ray cluster's address and GPUs) is made before
+the study directory is made.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from tunetorch import cli, config, identity
+from tunetorch.errors import EnvironmentFault, UsageError
 
 
 def main() -> None:
@@ -33,14 +42,31 @@ def run(cfg: Any) -> int:
 
         config.check_cpu_workers(slot_devices(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device))
     config.check_code(cfg, plan)  # imports the model's and data module's code
+    if cfg.tuner.backend == "ray":  # Ray installed, its address answering, its GPUs enough
+        from tunetorch.executors.ray import preflight
+
+        preflight(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device, cfg.tuner.ray.address)
 
     from tunetorch.lock import StudyLock
 
     # One writer: the lock is held from before the journal is opened (or made) to the end of the
     # run, the evaluation included. A new study.dir is made by the lock and removed again if the
     # run stops before writing anything into it; the OS drops the lock if the process dies.
-    with StudyLock(Path(cfg.study.dir), create=True):
-        return _run_locked(cfg, plan, defaulted)
+    study_dir = Path(cfg.study.dir)
+    with StudyLock(study_dir, create=True):
+        try:
+            return _run_locked(cfg, plan, defaulted)
+        except OSError as e:  # a full disk, a folder made read-only mid-run: the environment's
+            if os.environ.get("TUNETORCH_DEBUG") == "1":
+                raise
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise EnvironmentFault(f"study.dir: {study_dir}: {e.strerror or e}{where}; {RESUME}") from None
+
+
+RESUME = (
+    "completed trials are kept in the journal: once the fault is gone (space freed, the folder "
+    "writable) the same command resumes the study"
+)
 
 
 def _devices(cfg: Any) -> Any:
@@ -53,31 +79,41 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     from tunetorch.budget import Budget
     from tunetorch.checkpoints import bind_weights, keep_best
     from tunetorch.executors import open_executor
-    from tunetorch.history import device_minutes, device_unit
+    from tunetorch.history import device_minutes
     from tunetorch.progress import Progress
     from tunetorch.reports import TensorBoardLog, terminal, write_reports
     from tunetorch.search import run_search
     from tunetorch.strategies import make_strategy
     from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
+    from tunetorch.words import cost_unit, count, minutes, trials_cost_unit
 
     study_dir = Path(cfg.study.dir)
     budget = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)  # the rule, once (tunetorch/budget.py)
     metric, direction = str(cfg.study.metric), str(cfg.study.direction)
-    journal, resumed = identity.open_journal(study_dir, cfg, plan)
-    strategy = make_strategy(plan.strategy, plan.space, seed=cfg.study.seed, **plan.strategy_options)
-    study = Study(
-        plan.space,
-        strategy,
-        seed=int(cfg.study.seed),
-        journal=journal,
-        direction=direction,
-        scheduler=plan.scheduler,
-        scheduler_options=plan.scheduler_options,
-        metric=metric,
-    )
-    checkpoints = study_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
+    fresh = not (study_dir / "journal.sqlite").exists()
+    there = {name for name in NEW_STUDY_FILES if (study_dir / name).exists()}  # not ours to remove
+    try:
+        journal, resumed = identity.open_journal(study_dir, cfg, plan)
+        strategy = make_strategy(plan.strategy, plan.space, seed=cfg.study.seed, **plan.strategy_options)
+        study = Study(
+            plan.space,
+            strategy,
+            seed=int(cfg.study.seed),
+            journal=journal,
+            direction=direction,
+            scheduler=plan.scheduler,
+            scheduler_options=plan.scheduler_options,
+            metric=metric,
+        )
+        checkpoints = study_dir / "checkpoints"
+        checkpoints.mkdir(exist_ok=True)
+    except (EnvironmentFault, OSError):
+        if fresh:  # a new study that could not be written whole (a full disk): none at all
+            _remove_new_study(study_dir, keep=there)
+        raise
+    if resumed:
+        backfill_weights(study_dir, journal, study.trials)
 
     setup = functools.partial(
         setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
@@ -99,15 +135,15 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     print(
         f"{'resuming' if resumed else 'study'} {study_dir}: strategy {plan.strategy}{note}{scheduler}; "
         f"{cfg.model._target_} on {cfg.dataset._target_}; {direction} {metric}; "
-        f"budget {terminal.budget_text(budget, 'device minutes')}; "
-        f"{len(devices)} slot(s) ({cfg.tuner.backend}): {', '.join(devices)}",
+        f"budget {terminal.budget_text(budget, cost_unit(devices))}; "
+        f"{count(len(devices), 'slot')} ({cfg.tuner.backend}): {', '.join(devices)}",
         flush=True,
     )
     if resumed:
         done = [t for t in study.trials if t.finished]
         print(
-            f"  {len(done)} finished trials kept; "
-            f"{len(study.trials) - len(done)} interrupted trial(s) will run again",
+            f"  {count(len(done), 'finished trial')} kept; "
+            f"{count(len(study.trials) - len(done), 'interrupted trial')} will run again",
             flush=True,
         )
 
@@ -150,11 +186,10 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     keep_best_weights()
     summary = write_reports(study_dir, journal, plan.strategy)
     tb.images(step=summary["n_trials"])
-    unit = device_unit(study.trials)
     print(
-        f"search ended: {outcome.reason}. {summary['n_trials']} trials finished ({summary['n_complete']} "
-        f"complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed), "
-        f"{terminal.format_value(device_minutes(study.trials))} {unit}, "
+        f"search ended: {outcome.reason}. {count(summary['n_trials'], 'trial')} finished "
+        f"({summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed), "
+        f"{minutes(device_minutes(study.trials), trials_cost_unit(study.trials))}, "
         f"{terminal.format_duration(outcome.wall_seconds)} wall",
         flush=True,
     )
@@ -183,7 +218,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         last = [e for e in journal.evaluations() if e["status"] == "completed"][-1]
         print(
             f"warning: the test result on record is of trial {last['trial']}, no longer the best "
-            f"(trial {best.number}); python -m tunetorch.evaluate study.dir={study_dir} force=true "
+            f"(trial {best.number}); {terminal.evaluate_command(study_dir, force=True)} "
             "evaluates the new best (flagged as forced)",
             file=sys.stderr,
         )
@@ -191,10 +226,19 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         if journal.evaluations():
             print(
                 "test split: already evaluated for this study "
-                f"(python -m tunetorch.evaluate study.dir={study_dir} force=true to look again, flagged)"
+                f"({terminal.evaluate_command(study_dir, force=True)} to look again, flagged)"
             )
+            if summary.get("test"):
+                print(terminal.test_line(summary["test"], summary.get("optimism")))
         else:
-            result = evaluate_best(study_dir, journal, device=_eval_device(cfg, devices))
+            from tunetorch.evaluate import rewrite_reports_after_a_failed_look
+
+            try:
+                result = evaluate_best(study_dir, journal, device=_eval_device(cfg, devices))
+            except (EnvironmentFault, UsageError):  # its test() raised: one line, the look counts
+                rewrite_reports_after_a_failed_look(study_dir, journal, 0)
+                tb.close()
+                raise
             summary = write_reports(study_dir, journal, plan.strategy)
             tb.test_result(
                 result["accuracy"],
@@ -204,20 +248,47 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
                 n_trials=len(study.trials),
             )
             tb.images(step=summary["n_trials"])
-            print(
-                f"test accuracy {terminal.format_score(result['accuracy'])} "
-                f"(loss {terminal.format_value(result['loss'])}) on {result['n_test']} held-out examples, "
-                "evaluated once"
-            )
-    for line in (
-        terminal.optimism_line(summary.get("optimism")),
-        terminal.importance_line(summary.get("importance")),
-    ):
-        if line:
-            print(line)
+            print(terminal.test_line(summary["test"], summary.get("optimism"), n_test=result["n_test"]))
+    line = terminal.importance_line(summary.get("importance"))
+    if line:
+        print(line)
     tb.close()
     print("\n".join(terminal.results_lines(study_dir)))
     return 0
+
+
+NEW_STUDY_FILES = ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "config.yaml", "checkpoints")
+
+
+def _remove_new_study(study_dir: Path, keep: set[str]) -> None:
+    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/), but what
+    was there before it (`keep`): the lock then removes the folder if it made it, so the command
+    can be run again as if for the first time."""
+    for name in NEW_STUDY_FILES:
+        path = study_dir / name
+        if name in keep:
+            continue
+        try:
+            path.rmdir() if name == "checkpoints" else path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def backfill_weights(study_dir: Path, journal: Any, trials: list) -> list[int]:
+    """The rule for a finished trial whose weights the journal holds no sha256 of (the tuner died
+    after journaling the trial and before its hash, or a pruned trial's worker wrote its file
+    after the tuner had stopped): on resume its hash is recorded from checkpoints/trial_NNNN.pt,
+    the file its worker wrote, when that file is there; without the file it stays unrecorded and
+    evaluate refuses it (should it be the best). Returns the trials back-filled."""
+    from tunetorch.checkpoints import bind_weights
+
+    done = []
+    for trial in trials:
+        if trial.finished and journal.weights_hash(trial.number) is None:
+            bind_weights(study_dir, journal, trial)
+            if journal.weights_hash(trial.number) is not None:
+                done.append(trial.number)
+    return done
 
 
 def _eval_device(cfg: Any, devices: list[str]) -> str:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.executors.ledger import DeviceLedger
 
 # A task function runs one trial in a worker: task(state, number, params, emit) -> result dict.
@@ -60,7 +60,8 @@ Task = Callable[[Any, int, dict, Callable[[str, Any], bool]], dict]
 class Event:
     kind: str  # "ready" | "epoch" | "done" | "died" | "setup_failed"
     # done's payload: result, error, device_seconds (the trial's share of its device's held
-    # time), wall_seconds (its raw synchronised time on the slot), node (where it ran)
+    # time), wall_seconds (its raw synchronised time on the slot), node (where it ran), and
+    # "fault" when the task raised EnvironmentFault (next_event raises it: the study stops)
     slot: int
     number: int | None = None
     payload: Any = None
@@ -213,12 +214,15 @@ def _worker_main(
                 os._exit(0)
             return bool(answer[1])
 
-        result, error = None, None
+        result, error, fault = None, None, None
         _synchronize(device)
         ledger.start(key)
         try:
             result = task(state, number, params, emit)
             _synchronize(device)
+        except EnvironmentFault as e:  # the environment's (a full disk): the driver stops the study
+            error = fault = str(e)
+            _recover(device)
         except Exception as e:  # a failed trial, not a failed worker: report it and go on
             error = _reason(e)
             _recover(device)
@@ -230,7 +234,21 @@ def _worker_main(
             "wall_seconds": wall,
             "node": node,
         }
+        if fault is not None:
+            payload["fault"] = fault
         events.send(Event("done", slot, number, payload))
+
+
+def raise_fault(event: Event) -> None:
+    """A trial that ended on a fault of the environment (its worker could not write its weights:
+    a full disk, a read-only folder) stops the study with that one line, EnvironmentFault, instead
+    of being journaled as failed: it stays unfinished, and runs again when the study is resumed."""
+    fault = event.payload.get("fault") if isinstance(event.payload, dict) else None
+    if fault:
+        raise EnvironmentFault(
+            f"{fault}; the study stopped here: completed trials are kept in the journal, and once "
+            "the fault is gone (space freed, the folder writable) the same command resumes the study"
+        )
 
 
 def _reason(e: BaseException, full: bool = False) -> str:
@@ -355,6 +373,8 @@ class Pool:
         elif event.kind == "done" and slot.number == event.number:
             slot.number = None
             slot.busy_seconds += event.payload["wall_seconds"]
+        if event.kind == "done":
+            raise_fault(event)
         elif event.kind == "died":
             event.number = slot.number  # None when its "done" came through before it died
             self._start(slot)  # a fresh worker; the trial it ran is the tuner's to retry or fail

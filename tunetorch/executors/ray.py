@@ -46,7 +46,16 @@ from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.executors.ledger import DeviceLedger
-from tunetorch.executors.local import Event, _reason, _recover, _synchronize, device_name, slot_devices
+from tunetorch.executors.local import (
+    Event,
+    _reason,
+    _recover,
+    _synchronize,
+    device_name,
+    raise_fault,
+    slot_devices,
+)
+from tunetorch.words import count
 
 MAX_START_FAILURES = 3  # a slot whose new actor dies this many times before it is ready is given up
 CONNECT_TIMEOUT_S = 5.0
@@ -98,7 +107,7 @@ class SlotActor:
             return bool(self._answers.get())
 
         def work() -> None:
-            result, error = None, None
+            result, error, fault = None, None, None
             key = f"{os.getpid()}:{self._slot}:{number}"
             if self.device.startswith("cuda"):
                 import torch
@@ -109,6 +118,9 @@ class SlotActor:
             try:
                 result = self._task(self.state, number, params, emit)
                 _synchronize(self.device)
+            except EnvironmentFault as e:  # its weights cannot be written: the driver stops
+                error = fault = str(e)
+                _recover(self.device)
             except Exception as e:  # a failed trial, not a failed actor
                 error = _reason(e)
                 _recover(self.device)
@@ -120,6 +132,8 @@ class SlotActor:
                 "wall_seconds": wall,
                 "node": self.node,
             }
+            if fault is not None:
+                payload["fault"] = fault
             events.put(("done", payload))
 
         threading.Thread(target=work, daemon=True, name=f"trial-{number}").start()
@@ -171,44 +185,14 @@ class RayPool:
         decide: bool = False,
         address: str | None = None,
     ) -> RayPool:
-        """Join the cluster at `address` (None: a local one, started here) and lay out the slots."""
-        slot_devices("cpu", workers, trials_per_device)  # the same checks of workers / trials_per_device
-        try:
-            import ray
-        except ImportError:
-            raise UsageError(
-                "tuner.backend: 'ray' needs Ray installed: pip install 'tunetorch[ray]'"
-            ) from None
-        owns = False
-        if not ray.is_initialized():
-            if address is not None:
-                _probe(address)
-            try:
-                # None: a private instance, never a stale one found on this machine
-                ray.init(
-                    address=address or "local",
-                    log_to_driver=False,
-                    logging_level="ERROR",
-                    include_dashboard=False,
-                )
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise UsageError(
-                    f"tuner.ray.address: {address!r}: cannot join a Ray cluster ({first})"
-                ) from None
-            owns = True
-        try:
-            gpus = int(ray.cluster_resources().get("GPU", 0))
-            options = _slot_options(devices, workers, trials_per_device, gpus, address)
-        except UsageError:
-            if owns:
-                ray.shutdown()
-            raise
+        """Join the cluster at `address` (None: a local one, started here) and lay out the slots.
+        The checks are `preflight`'s; a cluster it joined already is used as it is."""
+        options, owns = preflight(devices, workers, trials_per_device, address)
         try:
             return cls(options, setup, task, decide=decide, owns_ray=owns)
         except BaseException:
             if owns:
-                ray.shutdown()
+                _shutdown()
             raise
 
     def __init__(
@@ -307,6 +291,8 @@ class RayPool:
             elif event.kind == "died":
                 s.number = None
                 self._start(s)  # a replacement, idle once placed and set up
+        if event.kind == "done":
+            raise_fault(event)  # a trial that could not write its weights stops the study
         return event
 
     def _collect(self, timeout: float) -> None:
@@ -400,7 +386,7 @@ class RayPool:
                 s.actor = None
             s.ready, s.number, s.stream, s.starting = False, None, None, None
         if self._owns_ray:
-            ray.shutdown()
+            _shutdown()
 
     def __enter__(self) -> RayPool:
         return self
@@ -433,11 +419,63 @@ def _slot_options(devices: Any, workers: int, trials_per_device: int, gpus: int,
         n = len(devices)
         if gpus < n:
             where = "a local Ray cluster" if address is None else f"the Ray cluster at {address}"
-            raise UsageError(f"tuner.devices: {list(devices)!r} asks for {n} GPU(s) but {where} has {gpus}")
+            raise UsageError(
+                f"tuner.devices: {list(devices)!r} asks for {count(n, 'GPU')} but {where} has {gpus}"
+            )
     else:
         raise UsageError(f"tuner.devices: {devices!r} is not auto, cpu or a list of CUDA indices")
     share = 1.0 / trials_per_device
     return [{"num_gpus": share, "num_cpus": 0} for _ in range(n * trials_per_device)]
+
+
+_joined_here = False  # ray.init was called by preflight (and not shut down since): ours to end
+
+
+def preflight(
+    devices: Any, workers: int, trials_per_device: int, address: str | None
+) -> tuple[list[dict], bool]:
+    """Every check of the Ray backend, made before the study directory is (tune calls this first):
+    Ray installed, the address answering, the cluster joined, enough GPUs for `tuner.devices`.
+    UsageError (one line) otherwise. Returns (each slot's resource request, whether this process
+    started Ray and so ends it). Joins once: `RayPool.connect` after it uses the same cluster."""
+    global _joined_here
+    slot_devices("cpu", workers, trials_per_device)  # the same checks of workers / trials_per_device
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("tuner.backend: 'ray' needs Ray installed: pip install 'tunetorch[ray]'") from None
+    if not ray.is_initialized():
+        _joined_here = False
+        if address is not None:
+            _probe(address)
+        try:
+            # None: a private instance, never a stale one found on this machine
+            ray.init(
+                address=address or "local",
+                log_to_driver=False,
+                logging_level="ERROR",
+                include_dashboard=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"tuner.ray.address: {address!r}: cannot join a Ray cluster ({first})") from None
+        _joined_here = True
+    try:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        return _slot_options(devices, workers, trials_per_device, gpus, address), _joined_here
+    except UsageError:
+        _shutdown()
+        raise
+
+
+def _shutdown() -> None:
+    """End Ray if this process started it (preflight), else leave it be."""
+    global _joined_here
+    if _joined_here:
+        import ray
+
+        ray.shutdown()
+        _joined_here = False
 
 
 def _probe(address: str) -> None:
@@ -460,6 +498,8 @@ def _probe(address: str) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"tuner.ray.address: {address!r} is not auto or host:port")
+    if not 1 <= int(port) <= 65535:
+        raise UsageError(f"tuner.ray.address: {address!r}: port {port} is not 1..65535")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
