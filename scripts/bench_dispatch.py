@@ -464,7 +464,7 @@ def utilisation(args) -> list[str]:
         if isinstance(ray_part, str):
             notes.append(f"Ray rows {ray_part}")
         else:
-            runs += [(f"{w} (Ray backend, {w} node(s))", r) for w, r in ray_part["runs"]]
+            runs += [(f"{w} (Ray backend, {w} node{'s' if w != 1 else ''})", r) for w, r in ray_part["runs"]]
             notes.append(
                 "Ray rows: the same study on the Ray backend, a head and one added node on this machine "
                 "(one CPU each, so one slot per node; cluster start excluded, "

@@ -44,11 +44,20 @@ def test_page_holds_summary_test_result_optimism_top_trials_and_importance(page)
     plain = html.unescape(re.sub(r"<[^>]+>", " ", text))
     plain = re.sub(r"\s+", " ", plain)
     best = data["best"]
-    assert f"best validation val_accuracy {best['val_score']:.4f} (trial {best['trial']})" in plain
-    assert f"test accuracy {TEST_ACCURACY:.4f}" in plain and "evaluated 1 time(s)" in plain
+    assert f"best val_accuracy {best['val_score']:.4f} (trial {best['trial']})" in plain
+    assert (
+        f"test accuracy {TEST_ACCURACY:.4f} (loss 0.3000) of trial {best['trial']}, evaluated once." in plain
+    )
+    assert "(s)" not in plain and "device min" not in plain
     gap = data["optimism"]["gap"]
     assert f"optimism of validation {gap:+.4f}" in plain.lower()
-    assert f"minus test accuracy {TEST_ACCURACY:.4f} = {gap:+.4f}" in plain
+    assert (
+        f"minus test accuracy {TEST_ACCURACY:.4f} = {gap:+.4f} : validation was optimistic by {gap:.4f}"
+        in plain
+    )
+    # the best epoch counted from 1, as summary.json, trials.csv and the terminal count it
+    assert f"at epoch {best['best_epoch']} of {best['epochs']} (epochs counted from 1)" in plain
+    assert best["best_epoch"] == 3 and "CPU minutes" in plain
     assert f"complete / pruned / failed {data['n_complete']} / {len(PRUNED)} / 1" in plain
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", text)
     assert len(rows) == 5 and rows[0] == str(best["trial"])
@@ -67,6 +76,24 @@ def test_page_before_the_test_look_says_how_to_take_it(tmp_path):
         "not evaluated yet" in text
         and "optimism" not in text.split("<h2>Test result</h2>")[1].split("<h2>")[0]
     )
+    # the command in full, with this study's folder: it runs as shown (tests/test_reports.py)
+    assert f"-m tunetorch.evaluate study.dir={tmp_path / 's'}</code>" in text
+
+
+def test_a_negative_optimism_gap_is_not_called_flattery(tmp_path):
+    """Test better than validation: the page says so, and does not say validation flattered it."""
+    journal = journal_study(tmp_path / "s", evaluate=False)
+    best = max((t for t in journal.trials() if t.score is not None), key=lambda t: t.score)
+    ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
+    journal.complete_evaluation(ev, best.score + 0.02, 0.3, "f" * 64)
+    data = write_reports(tmp_path / "s", journal)
+    plain = re.sub(
+        r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", (tmp_path / "s" / "index.html").read_text()))
+    )
+    section = plain.split("Optimism of validation:")[1].split("Top ")[0]
+    assert data["optimism"]["gap"] == pytest.approx(-0.02)
+    assert "test came out 0.0200 better than validation (no optimism showed" in section
+    assert "validation was optimistic" not in section and "flatters it" not in section
 
 
 def _chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:

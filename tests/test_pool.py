@@ -163,7 +163,7 @@ def test_the_device_minutes_budget_stops_new_trials_and_lets_in_flight_ones_fini
         pool.submit, pool.next_event = submit, next_event
         outcome = run_search(study, pool, Budget(n_trials=100, gpu_minutes=budget_s / 60))
 
-    assert outcome.ok and outcome.reason == f"budget: {budget_s / 60} device minutes"
+    assert outcome.ok and outcome.reason == f"budget: budget.gpu_minutes={budget_s / 60:g} spent"
     spent, reached = 0.0, None
     for i, (kind, value) in enumerate(log):
         if kind == "done":

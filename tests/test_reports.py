@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +40,10 @@ def test_summary_counts_pruned_trials_by_rung_and_gives_the_best_trials_epochs(s
     assert data["n_pruned"] == len(PRUNED) and data["n_failed"] == 1
     assert data["pruned_by_epochs"] == {"1": 2, "2": 1}
     best = data["best"]
-    assert best["epochs"] == 3 and best["best_epoch"] == 2 and best["state"] == "COMPLETE"
+    # epochs counted from 1: the best trial's third epoch (the journal's epoch 2) is its best
+    assert best["epochs"] == 3 and best["best_epoch"] == 3 and best["state"] == "COMPLETE"
+    in_journal = next(t for t in journal.trials() if t.number == best["trial"])
+    assert in_journal.best_epoch == 2 and data["device_unit"] == "CPU minutes"
 
 
 def test_summary_reports_the_optimism_of_validation_labelled(study):
@@ -49,6 +54,26 @@ def test_summary_reports_the_optimism_of_validation_labelled(study):
     assert opt["test_accuracy"] == TEST_ACCURACY
     assert opt["gap"] == pytest.approx(opt["val_accuracy"] - TEST_ACCURACY)
     assert "optimism of validation" in opt["label"] and "test" in opt["label"]
+    assert opt["gap"] > 0 and opt["reading"].startswith(f"validation was optimistic by {opt['gap']:.4f} (")
+
+
+@pytest.mark.parametrize(
+    "measure, gap, says",
+    [
+        ("accuracy", 0.0097, "validation was optimistic by 0.0097 ("),
+        ("accuracy", -0.0069, "test came out 0.0069 better than validation (no optimism showed"),
+        ("loss", -0.02, "validation was optimistic by 0.0200 ("),  # a lower validation loss flatters
+        ("loss", 0.02, "test came out 0.0200 better than validation ("),
+        ("accuracy", 0.00001, "validation and test agree"),
+    ],
+)
+def test_the_optimism_gap_is_read_as_what_it_is(measure, gap, says):
+    from tunetorch.reports.summary import optimism_reading
+
+    reading = optimism_reading({"measure": measure, "gap": gap})
+    assert reading.startswith(says), reading
+    if not says.startswith("validation was optimistic"):
+        assert "optimistic" not in reading and "flatters" not in reading
 
 
 def test_summary_holds_the_importance_with_its_method(study):
@@ -74,6 +99,10 @@ def test_trials_csv_keeps_its_columns(study):
     assert rows[0] == ["number", *names, "state", "val_score", "epochs", "best_epoch", "node", "device",
                        "device_name", "device_seconds", "wall_seconds", "error"]  # fmt: skip
     assert len(rows) == 17 and rows[1 + FAILED][rows[0].index("state")] == "FAIL"
+    # best_epoch counted from 1, as everywhere a person reads it: the journal's + 1
+    for t in journal.trials():
+        shown = rows[1 + t.number][rows[0].index("best_epoch")]
+        assert shown == ("" if t.best_epoch is None else str(t.best_epoch + 1)), t.number
 
 
 # --- the plots ------------------------------------------------------------------------------------
@@ -89,14 +118,15 @@ def test_progress_figure_marks_best_test_pruned_and_outliers(study):
     _, journal, data = study
     trials = journal.trials()
     test = {"trial": data["test"]["trial"], "value": TEST_ACCURACY, "label": "test accuracy"}
-    fig = progress_figure(trials, unit="CPU-device minutes", test=test)
+    fig = progress_figure(trials, unit="CPU minutes", test=test)
     ax = fig.axes[0]
     low, high = ax.get_ylim()
     assert low > 0.13 and low < TEST_ACCURACY < high  # the diverged trial does not set the scale
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(s.startswith(f"best: trial {data['best']['trial']}") for s in labels)
     assert any(s.startswith("test accuracy 0.9100") for s in labels)
-    assert f"pruned trial ({len(PRUNED)})" in labels and "failed trial (1)" in labels
+    assert f"{len(PRUNED)} pruned trials" in labels and "1 failed trial" in labels
+    assert ax.get_xlabel() == "CPU minutes"
     assert any(s.startswith("outside the axis") for s in labels)
     dots = ax.collections[0]  # complete trials, coloured by their number
     assert list(dots.get_array()) == [t.number for t in trials if t.state == TrialState.COMPLETE]
@@ -142,12 +172,69 @@ def test_budget_text_states_the_budget_as_it_applies():
     def text(n_trials, minutes, unit="GPU minutes"):
         return terminal.budget_text(Budget(n_trials, minutes), unit)
 
-    assert text(12, None, "CPU-device minutes") == "12 trials"
+    assert text(12, None, "CPU minutes") == "12 trials"
     assert text(1, None) == "1 trial"
     assert text(None, 30) == "30 GPU minutes (no trial cap)"
-    assert text(None, 1, "device minutes") == "1 device minute (no trial cap)"
+    assert text(None, 1, "CPU minutes") == "1 CPU minute (no trial cap)"
     assert text(12, 2.5) == "12 trials or 2.5 GPU minutes, whichever is spent first"
     assert text(None, None) == "20 trials (the default; set budget.n_trials or budget.gpu_minutes)"
+
+
+def test_words_count_nouns_and_name_the_cost_unit():
+    from tunetorch import words
+
+    assert [words.count(n, "slot") for n in (0, 1, 2)] == ["0 slots", "1 slot", "2 slots"]
+    assert words.count(1, "interrupted trial") == "1 interrupted trial"
+    assert words.count(3, "probe") == "3 probes" and words.count(2, "entry") == "2 entries"
+    assert words.minutes(1.0, "GPU minutes") == "1 GPU minute"
+    assert words.minutes(0.0633, "CPU minutes") == "0.0633 CPU minutes"
+    assert words.minutes(1.0004, "GPU minutes") == "1 GPU minute"  # singular as written, 3 digits
+    assert words.minutes(1.5) == "1.5 GPU minutes"
+    assert [words.times(n) for n in (1, 2, 3)] == ["once", "twice", "3 times"]
+    assert words.cost_unit(["cpu", "cpu"]) == "CPU minutes" and words.cost_unit([]) == "CPU minutes"
+    assert words.cost_unit(["cpu", "cuda:1"]) == "GPU minutes"
+    assert words.shown_epoch(0) == 1 and words.shown_epoch(None) is None
+
+
+def test_no_report_says_s_in_brackets_or_device_minutes(study, real):
+    """The wording rules hold in what the reports write: no 'slot(s)', no 'device minutes'."""
+    for d in (study[0], real[0]):
+        for name in ("index.html", "summary.json"):
+            text = (d / name).read_text()
+            assert "(s)" not in text and "device minute" not in text.lower(), (d, name)
+            assert "CPU-device" not in text and "1 trials" not in text, (d, name)
+
+
+def _path_without(folder) -> str:
+    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != folder)
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_printed_commands_run_as_printed(active, monkeypatch, tmp_path):
+    """TensorBoard's and evaluate's commands, as the terminal and index.html print them, run from
+    the folder the study was started in, with the virtual environment active or not."""
+    import shlex
+    import subprocess
+    import sys
+
+    venv_bin = Path(sys.executable).parent
+    path = _path_without(venv_bin)
+    if active:
+        path = os.pathsep.join([str(venv_bin), path])
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.chdir(tmp_path)
+    tb = terminal.tensorboard_command(Path("runs") / "x" / "tb")
+    evaluate = terminal.evaluate_command(Path("runs") / "x")
+    if active:
+        assert tb == "tensorboard --logdir runs/x/tb" and evaluate.startswith("python -m tunetorch.evaluate ")
+    else:
+        assert not tb.startswith("tensorboard ") and not evaluate.startswith("python ")
+    env = {**os.environ, "PATH": path}
+    for command, extra in ((tb, "--version_tb"), (evaluate, "--help")):
+        out = subprocess.run(
+            [*shlex.split(command), extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, (command, out.stderr[-2000:])
 
 
 def test_top_table_on_a_real_study(real):
@@ -158,7 +245,7 @@ def test_top_table_on_a_real_study(real):
     table = terminal.top_table(trials, "maximize", k=5, metric="val_accuracy")
     lines = table.splitlines()
     assert lines[0].startswith("top 5 of 6 finished trials")
-    assert lines[1].split()[:5] == ["trial", "val_accuracy", "epochs", "device", "min"]
+    assert lines[1].split()[:5] == ["trial", "val_accuracy", "epochs", "CPU", "minutes"]
     ranked = sorted((t for t in trials if t.score is not None), key=lambda t: (-t.score, t.number))[:5]
     for line, t in zip(lines[2:], ranked, strict=True):
         cells = line.split()
@@ -181,10 +268,10 @@ def test_progress_lines_number_trials_from_zero_and_count_apart(real):
     d, _ = real
     trials = Journal(d / "journal.sqlite").trials()
     first = trials[0]
-    line = terminal.finished_line(first, trials[:1], n_trials=6, unit="CPU-device minutes")
+    line = terminal.finished_line(first, trials[:1], n_trials=6)
     assert line.startswith("trial 0 val_accuracy ") and "| 1 of 6 finished |" in line
     assert "best " in line and "(trial 0)" in line
-    assert re.search(r"\| [0-9.e-]+ CPU-device minutes$", line)
+    assert re.search(r"\| [0-9.e-]+ CPU minutes$", line)  # the unit from the trials' devices
     started = terminal.started_line(0, first.params, "cpu")
     assert started == f"trial 0 started on cpu: {terminal.format_params(first.params)}"
     rows = Journal(d / "journal.sqlite").epochs(0)
@@ -215,11 +302,17 @@ def test_final_lines_on_a_real_study(real):
     best = next(t for t in journal.trials() if t.number == data["best"]["trial"])
     line = terminal.best_line(best)
     params = terminal.format_params(best.params)
-    assert line == f"best: trial {best.number}, val_accuracy {best.score:.4f}, params {params}"
+    at = f"at epoch {data['best']['best_epoch']} of {data['best']['epochs']}"  # 1-based, as summary.json
+    assert line == f"best: trial {best.number}, val_accuracy {best.score:.4f} {at}, params {params}"
     assert not re.search(r"\d{6,}", line)  # no 16-digit floats
+    test = terminal.test_line(data["test"], data["optimism"], n_test=360)
+    assert "\n" not in test and test.startswith(
+        f"test accuracy {data['test']['accuracy']:.4f} (loss {terminal.format_value(data['test']['loss'])}) "
+        f"of trial {data['test']['trial']} on 360 held-out examples, evaluated once; validation accuracy "
+    )
+    assert test.endswith(data["optimism"]["reading"]) and f"{abs(data['optimism']['gap']):.4f}" in test
     opt = terminal.optimism_line(data["optimism"])
-    assert f"test accuracy {data['test']['accuracy']:.4f}" in opt and "optimism of validation" in opt
-    assert f"{data['optimism']['gap']:+.4f}" in opt
+    assert f"test accuracy {data['test']['accuracy']:.4f}" in opt and data["optimism"]["reading"] in opt
     imp = terminal.importance_line(data["importance"])
     assert imp.startswith("which parameters mattered (fANOVA, 6 trials): ")
     listed = "\n".join(terminal.results_lines(d))

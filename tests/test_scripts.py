@@ -41,7 +41,7 @@ def test_bench_dispatch_prints_its_tables():
     assert "added per trial" in out.stdout and "Utilisation on the CPU" in out.stdout
     if HAVE_RAY and _unshare_works():  # the Ray rows, from their two-node clusters
         assert "| Ray backend (2 nodes, 1 actor each) |" in out.stdout, out.stdout
-        assert "| 2 (Ray backend, 2 node(s)) |" in out.stdout, out.stdout
+        assert "| 2 (Ray backend, 2 nodes) |" in out.stdout, out.stdout
 
 
 def test_bench_real_prints_best_so_far():

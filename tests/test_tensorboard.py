@@ -45,9 +45,11 @@ def test_trial_curves_hold_a_running_best_and_the_loss_where_it_was_reached():
     ]
     c = trial_curves(epochs, "val_accuracy", "maximize", score=0.8)
     assert [v for _, v in c["trial/best_val_accuracy"]] == [0.5, 0.8, 0.8, 0.8]
-    assert [v for _, v in c["trial/best_epoch"]] == [0, 1, 1]
+    # Epochs as people count them: the journal's epoch 0 is step 1, the best (journal 1) is epoch 2.
+    assert c["trial/best_epoch"] == [(1, 1.0), (2, 2.0), (3, 2.0)]
     assert [v for _, v in c["trial/val_loss_at_best_epoch"]] == [1.0, 0.6, 0.6]
-    assert c["trial/f1"] == [(2, 0.6)] and "trial/epoch_seconds" in c
+    assert c["trial/f1"] == [(3, 0.6)] and "trial/epoch_seconds" in c
+    assert [step for step, _ in c["trial/val_accuracy"]] == [1, 2, 3]
     low = trial_curves(epochs, "val_loss", "minimize", score=0.6)
     assert [v for _, v in low["trial/best_val_loss"]][:3] == [1.0, 0.6, 0.6]
 
@@ -123,6 +125,35 @@ def test_each_trial_has_curves_a_session_and_its_status(logged):
     assert _acc(d / "tb" / f"trial_{DIVERGED:04d}").Scalars("trial/best_val_accuracy")[
         -1
     ].value == pytest.approx(0.13)
+
+
+def test_epochs_are_counted_from_one_as_in_summary_json(logged):
+    """TensorBoard's steps and the HParams best epoch count from 1, as summary.json, trials.csv,
+    index.html and the terminal do; the journal keeps its 0-based count."""
+    d, journal = logged
+    best = json.loads((d / "summary.json").read_text())["best"]
+    acc = _acc(d / "tb" / f"trial_{best['trial']:04d}")
+    assert [e.step for e in acc.Scalars("trial/val_accuracy")] == list(range(1, best["epochs"] + 1))
+    assert acc.Scalars("trial/best_epoch")[-1].value == best["best_epoch"]
+    in_journal = next(t for t in journal.trials() if t.number == best["trial"]).best_epoch
+    assert best["best_epoch"] == in_journal + 1
+
+
+def test_the_test_result_card_says_what_a_negative_gap_is(tmp_path):
+    from tensorboard.util.tensor_util import make_ndarray
+
+    def card(val_accuracy: float) -> str:
+        d = tmp_path / str(val_accuracy)
+        log = TensorBoardLog(d)
+        log.test_result(0.91, 0.3, 0, val_accuracy=val_accuracy, n_trials=3)
+        log.close()
+        (event,) = _acc(d / "tb" / "study").Tensors("study/test_result/text_summary")
+        return make_ndarray(event.tensor_proto).item().decode()
+
+    better_test = card(0.9)
+    assert "(validation minus test) -0.0100" in better_test and "optimistic" not in better_test
+    assert "test came out 0.0100 better than validation" in better_test
+    assert "validation was optimistic by 0.0300" in card(0.94)
 
 
 def test_test_accuracy_is_a_metric_of_the_evaluated_trial_only(logged):

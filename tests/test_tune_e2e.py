@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def test_the_study_directory(study):
     assert {"params", "val_score", "trial", "epochs", "best_epoch"} <= set(summary["best"]) and 0 < summary[
         "best"
     ]["val_score"] <= 1
-    assert summary["gpu_minutes"] > 0 and summary["device_unit"] == "CPU-device minutes"
+    assert summary["gpu_minutes"] > 0 and summary["device_unit"] == "CPU minutes"
     assert 0.5 < summary["test"]["accuracy"] <= 1 and summary["test"]["loss"] > 0
     assert summary["test_evaluations"] == 1 and summary["test_forced"] is False
     rows = list(csv.DictReader((d / "trials.csv").open()))
@@ -198,7 +199,7 @@ def test_grid_without_the_plus_and_two_workers(tmp_path):
         "study.evaluate=false",
     )
     assert out.returncode == 0, out.stderr
-    assert "2 slot(s) (local): cpu, cpu" in out.stdout
+    assert "; 2 slots (local): cpu, cpu" in out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
 
@@ -295,6 +296,56 @@ o.run_training = run_training
 """
 
 
+def test_epochs_counted_from_one_everywhere_and_commands_that_run_as_printed(tmp_path):
+    """One epoch numbering for people: trials.csv and summary.json's best_epoch are the journal's
+    + 1, and index.html, the best line and the epoch ticks say that same number. Run without the
+    virtual environment on PATH (as ./scripts/tune runs it), the TensorBoard command in the results
+    list runs as printed; the test result is one line."""
+    from tunetorch.journal import Journal
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(TICK_NOW)
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != venv_bin)
+    d = tmp_path / "study"
+    shrink = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "trainer.epochs="))]
+    out = run_tune(
+        *shrink,
+        "budget.n_trials=2",
+        "trainer.epochs=3",
+        f"study.dir={d}",
+        # ROOT too: sitecustomize imports tunetorch before `-m` puts the working folder on sys.path
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)]), "PATH": path},
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    journal = Journal(d / "journal.sqlite")
+    rows = {int(r["number"]): r for r in csv.DictReader((d / "trials.csv").open())}
+    for t in journal.trials():
+        assert rows[t.number]["best_epoch"] == str(t.best_epoch + 1)
+    summary = json.loads((d / "summary.json").read_text())
+    best = next(t for t in journal.trials() if t.number == summary["best"]["trial"])
+    shown = best.best_epoch + 1
+    assert summary["best"]["best_epoch"] == shown
+    assert f"at epoch {shown} of 3 " in (d / "index.html").read_text()
+    assert f"best: trial {best.number}, val_accuracy {best.score:.4f} at epoch {shown} of 3," in out.stdout
+    assert f"  trial {best.number} epoch {shown}/3: val_accuracy {best.score:.4f}" in out.stdout
+    lines = out.stdout.splitlines()
+    test = [ln for ln in lines if ln.startswith("test accuracy")]
+    assert len(test) == 1 and "; validation accuracy " in test[0], test
+
+    tb = next(ln for ln in lines if ln.strip().startswith("tb/")).split("TensorBoard: ", 1)[1]
+    assert tb.endswith(f"--logdir {d}/tb") and not tb.startswith("tensorboard ")  # not on PATH here
+    ran = subprocess.run(
+        [*shlex.split(tb), "--version_tb"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+
+
 def test_asha_on_two_workers_prunes_records_and_reports_it(tmp_path):
     """+scheduler=asha with two workers: decisions reach the workers (curves stop at a rung),
     PRUNED trials are in the journal, trials.csv and summary.json, and the terminal shows every
@@ -358,8 +409,8 @@ def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(
     assert out.returncode == 0, out.stderr + out.stdout
     first = out.stdout.splitlines()[0]
     assert first.startswith(f"study {d}: strategy random, scheduler asha;"), first
-    assert "; budget 0.2 device minutes (no trial cap); " in first, first
-    assert "search ended: budget: 0.2 device minutes." in out.stdout
+    assert "; budget 0.2 CPU minutes (no trial cap); " in first, first
+    assert "search ended: budget: budget.gpu_minutes=0.2 spent." in out.stdout
     summary = json.loads((d / "summary.json").read_text())
     assert summary["n_trials"] > 20 and summary["n_pruned"] > 0 and summary["gpu_minutes"] >= 0.2
 
@@ -371,9 +422,7 @@ def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(
     )
     assert again.returncode == 0, again.stderr + again.stdout
     first = again.stdout.splitlines()[0]
-    assert (
-        first.startswith(f"resuming {d}:") and "; budget 20 trials or 0.2 device minutes, whichever" in first
-    )
+    assert first.startswith(f"resuming {d}:") and "; budget 20 trials or 0.2 CPU minutes, whichever" in first
     assert json.loads((d / "summary.json").read_text())["n_trials"] == summary["n_trials"]  # nothing ran
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tunetorch.words import count
+
 DEFAULT_N_TRIALS = 20  # the trial count when neither budget.n_trials nor budget.gpu_minutes is given
 
 
@@ -36,7 +38,7 @@ class Budget:
         """Why no new trial may start (`n_trials` finished or running, `minutes` of finished ones),
         or None while the budget lasts."""
         if self.n_trials is not None and n_trials >= self.n_trials:
-            return f"budget: {self.n_trials} trials"
+            return f"budget: {count(self.n_trials, 'trial')}"
         if self.gpu_minutes is not None and minutes >= self.gpu_minutes:
-            return f"budget: {self.gpu_minutes} device minutes"
+            return f"budget: budget.gpu_minutes={self.gpu_minutes:g} spent"
         return None

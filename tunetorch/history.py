@@ -55,8 +55,10 @@ def device_minutes(trials: Iterable[Trial]) -> float:
 
 
 def device_unit(trials: Iterable[Trial]) -> str:
-    """'GPU minutes' when any trial ran on a GPU, else 'CPU-device minutes'."""
-    return "GPU minutes" if any((t.device or "").startswith("cuda") for t in trials) else "CPU-device minutes"
+    """'GPU minutes' when any trial ran on a GPU, else 'CPU minutes' (tunetorch.words)."""
+    from tunetorch.words import trials_cost_unit
+
+    return trials_cost_unit(trials)
 
 
 def best_so_far(trials: Iterable[Trial], direction: str = "maximize") -> list[tuple[float, float, int]]:

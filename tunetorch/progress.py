@@ -1,6 +1,7 @@
 """The terminal while a study runs: a line when a trial starts, an epoch tick for trials that
-run longer than a few seconds, and a line when it finishes, with the count, the best so far,
-the minutes spent and an estimate of the time left. The wording lives in reports/terminal.py."""
+run longer than a few seconds (epochs counted from 1), and a line when it finishes, with the
+count, the best so far, the GPU minutes spent (CPU minutes on a CPU) and an estimate of the time
+left. The wording lives in reports/terminal.py and tunetorch/words.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import time
 from typing import Any
 
 from tunetorch.budget import Budget
-from tunetorch.history import device_unit
 from tunetorch.reports import terminal
+from tunetorch.words import trials_cost_unit
 
 
 class Progress:
@@ -46,7 +47,7 @@ class Progress:
                 direction=self.study.direction,
                 metric=self.metric,
                 n_trials=self.n_trials,
-                unit=device_unit(trials),
+                unit=trials_cost_unit(trials),
                 seconds_left=left,
             ),
             flush=True,

@@ -1,4 +1,7 @@
-"""index.html: the study on one self-contained page (no network: styles inline, images as base64)."""
+"""index.html: the study on one self-contained page (no network: styles inline, images as base64).
+
+Epochs are counted from 1, as in the terminal and summary.json (summary.json's `best_epoch` is
+already converted: tunetorch/words.py); the cost in GPU minutes, or CPU minutes on a CPU."""
 
 from __future__ import annotations
 
@@ -8,11 +11,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunetorch.reports.terminal import format_params, format_score, format_value, ranked
+from tunetorch.reports.summary import optimism_reading
+from tunetorch.reports.terminal import (
+    evaluate_command,
+    format_duration,
+    format_params,
+    format_score,
+    format_value,
+    ranked,
+    tensorboard_command,
+)
 from tunetorch.trial import Trial
+from tunetorch.words import GPU_MINUTES, count, minutes, times
 
 IMAGES = (
-    ("progress.png", "Progress: best score so far against device minutes"),
+    ("progress.png", "Progress: best score so far against the GPU (or CPU) minutes spent"),
     ("params.png", "Score against each parameter"),
     ("importance.png", "Importance chart"),
 )
@@ -50,7 +63,9 @@ def _img(path: Path, alt: str) -> str:
 def render(summary: Mapping[str, Any], trials: Sequence[Trial], study_dir: Path, k: int = 5) -> str:
     """The page as a string. `summary`: summary.json's dict; images are read from `study_dir`."""
     metric, direction = summary["metric"], summary["direction"]
-    unit = summary.get("device_unit", "GPU minutes")
+    unit = summary.get("device_unit") or GPU_MINUTES
+    if unit == "CPU-device minutes":  # summary.json of an older tunetorch
+        unit = "CPU minutes"
     best = summary.get("best")
     cards = [
         _card("strategy", summary["strategy"]),
@@ -62,14 +77,14 @@ def render(summary: Mapping[str, Any], trials: Sequence[Trial], study_dir: Path,
         _card(unit, format_value(float(summary["gpu_minutes"]))),
     ]
     if best:
-        cards.append(
-            _card(f"best validation {metric}", f"{format_score(best['val_score'])} (trial {best['trial']})")
-        )
+        cards.append(_card(f"best {metric}", f"{format_score(best['val_score'])} (trial {best['trial']})"))
     test, opt = summary.get("test"), summary.get("optimism")
+    looks = int(summary.get("test_evaluations") or 1)
     if test:
         cards.append(
             _card(
-                "test accuracy (evaluated once)", f"{format_score(test['accuracy'])} (trial {test['trial']})"
+                f"test accuracy (evaluated {times(looks)})",
+                f"{format_score(test['accuracy'])} (trial {test['trial']})",
             )
         )
     if opt:
@@ -81,41 +96,42 @@ def render(summary: Mapping[str, Any], trials: Sequence[Trial], study_dir: Path,
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>Study {_e(study_dir.name)}</h1>",
         f'<p class="sub">{_e(summary["strategy"])} search, {_e(direction)} {_e(metric)}; '
-        f"{summary['n_trials']} finished trials, {format_value(float(summary['gpu_minutes']))} {_e(unit)}, "
-        f"{format_value(float(summary.get('wall_seconds') or 0.0))} s wall</p>",
+        f"{count(summary['n_trials'], 'finished trial')}, "
+        f"{_e(minutes(float(summary['gpu_minutes']), unit))}, "
+        f"{format_duration(float(summary.get('wall_seconds') or 0.0))} wall</p>",
         f'<div class="cards">{"".join(cards)}</div>',
     ]
     if best:
         parts.append(
             f"<h2>Best trial</h2><p>trial {best['trial']}: validation {_e(metric)} "
-            f"{format_score(best['val_score'])} at epoch {best.get('best_epoch')} of {best.get('epochs')}; "
+            f"{format_score(best['val_score'])} at epoch {best.get('best_epoch')} of {best.get('epochs')} "
+            "(epochs counted from 1); "
             f"{_e(format_params(best['params']))}</p>"
         )
     parts.append("<h2>Test result</h2>")
     if test:
         forced = " <strong>(forced re-evaluation)</strong>" if summary.get("test_forced") else ""
         parts.append(
-            f'<p id="test">test accuracy <strong>{format_score(test["accuracy"])}</strong>, loss '
-            f"{format_score(test['loss'])}, trial {test['trial']}, evaluated "
-            f"{summary.get('test_evaluations', 1)} time(s){forced}.</p>"
+            f'<p id="test">test accuracy <strong>{format_score(test["accuracy"])}</strong> (loss '
+            f"{format_score(test['loss'])}) of trial {test['trial']}, evaluated {times(looks)}{forced}.</p>"
         )
         if opt:
             m = opt["measure"]
+            reading = opt.get("reading") or optimism_reading(opt)
             parts.append(
                 f'<p id="optimism">Optimism of validation: validation {m} {format_score(opt[f"val_{m}"])} '
-                f"minus test {m} {format_score(opt[f'test_{m}'])} = <strong>{opt['gap']:+.4f}</strong>.</p>"
+                f"minus test {m} {format_score(opt[f'test_{m}'])} = <strong>{opt['gap']:+.4f}</strong>: "
+                f"{_e(reading)}.</p>"
                 f'<p class="note">{_e(opt["label"])}.</p>'
             )
     else:
-        parts.append(
-            '<p id="test">not evaluated yet: <code>python -m tunetorch.evaluate study.dir=...</code></p>'
-        )
+        parts.append(f'<p id="test">not evaluated yet: <code>{_e(evaluate_command(study_dir))}</code></p>')
 
     rows = ranked(trials, direction)[:k]
-    parts.append(f"<h2>Top {len(rows)} trials</h2>")
+    parts.append(f"<h2>Top {count(len(rows), 'trial')}</h2>")
     parts.append(
         f'<table id="top"><tr><th>trial</th><th>{_e(metric)}</th><th>epochs</th>'
-        f"<th>device min</th><th>state</th><th>params</th></tr>"
+        f"<th>{_e(unit)}</th><th>state</th><th>params</th></tr>"
     )
     for t in rows:
         parts.append(
@@ -137,7 +153,7 @@ def render(summary: Mapping[str, Any], trials: Sequence[Trial], study_dir: Path,
             )
         parts.append(
             f'</table><p class="note">Method: {_e(imp["method"])}, '
-            f"from {imp['n_trials']} complete trials.</p>"
+            f"from {count(imp['n_trials'], 'complete trial')}.</p>"
         )
     else:
         reason = (imp or {}).get("reason", "not estimated")
@@ -148,6 +164,7 @@ def render(summary: Mapping[str, Any], trials: Sequence[Trial], study_dir: Path,
             parts.append(_img(study_dir / name, alt))
     parts.append(
         '<p class="note">Everything here is rebuilt from journal.sqlite. More: summary.json, trials.csv, '
-        f"<code>tensorboard --logdir {_e(study_dir)}/tb</code>.</p></body></html>"
+        f"<code>{_e(tensorboard_command(study_dir / 'tb'))}</code> (from the folder the study was "
+        "started in).</p></body></html>"
     )
     return "\n".join(parts) + "\n"

@@ -28,6 +28,7 @@ import numpy as np
 
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import count
 
 METHOD = "fANOVA main effects of a random forest (scikit-learn, 64 trees) over the unit-cube encoding"
 
@@ -80,7 +81,8 @@ def param_importance(trials: Sequence[Trial], space: SearchSpace, *, seed: int =
     out: dict[str, Any] = {"method": METHOD, "n_trials": len(done)}
     need = min_trials(len(space))
     if len(done) < need:
-        return out | {"importance": None, "reason": f"{len(done)} complete trials; needs at least {need}"}
+        reason = f"{count(len(done), 'complete trial')}; needs at least {need}"
+        return out | {"importance": None, "reason": reason}
     if len(space) == 1:
         return out | {"importance": {space.names[0]: 1.0}, "main_effects": 1.0}
     X = np.array([space.to_unit(t.params) for t in done])

@@ -20,6 +20,7 @@ import numpy as np
 from tunetorch.history import SCORED, best_so_far, best_trial, sign
 from tunetorch.space import Categorical, Float, Int, SearchSpace
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import GPU_MINUTES, count
 
 ORDER_CMAP = "viridis"  # trial order: dark blue (first) -> yellow (last)
 BEST_COLOUR = "tab:red"  # the best trial's ring: not in viridis
@@ -82,7 +83,7 @@ def plot_progress(trials: Sequence[Trial], path: Path, **kwargs: Any) -> None:
 def progress_figure(
     trials: Sequence[Trial],
     *,
-    unit: str = "GPU minutes",
+    unit: str = GPU_MINUTES,
     direction: str = "maximize",
     metric: str = "val_accuracy",
     test: Mapping[str, Any] | None = None,
@@ -133,7 +134,7 @@ def progress_figure(
             marker="s",
             s=30,
             linewidths=1.2,
-            label=f"pruned trial ({len(pruned)})",
+            label=count(len(pruned), "pruned trial"),
             zorder=3,
         )
     outside = _edge_points(ax, [x_at[t.number] for t in scored], [t.score for t in scored], low, high)
@@ -146,7 +147,7 @@ def progress_figure(
             color=FAIL_COLOUR,
             s=40,
             clip_on=False,
-            label=f"failed trial ({len(failed)})",
+            label=count(len(failed), "failed trial"),
             zorder=4,
         )
     best = best_trial(ordered, direction)
@@ -311,7 +312,9 @@ def params_figure(
         ax.set_visible(False)
     if mappable is not None:
         fig.colorbar(mappable, ax=axes, label="trial number", shrink=0.9)
-    fig.suptitle(f"{metric} against each parameter ({len(scored)} scored trials; ints and choices jittered)")
+    fig.suptitle(
+        f"{metric} against each parameter ({count(len(scored), 'scored trial')}; ints and choices jittered)"
+    )
     return fig
 
 
@@ -331,9 +334,8 @@ def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
         )
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("share of the score's variance explained by the parameter alone")
-    ax.set_title(
-        f"Which parameters mattered\n(fANOVA on a random forest, {importance['n_trials']} complete trials)"
-    )
+    trials = count(importance["n_trials"], "complete trial")
+    ax.set_title(f"Which parameters mattered\n(fANOVA on a random forest, {trials})")
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path, dpi=100)
     return True

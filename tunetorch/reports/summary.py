@@ -1,22 +1,50 @@
-"""summary.json and trials.csv: the study in numbers, derived from the journal alone."""
+"""summary.json and trials.csv: the study in numbers, derived from the journal alone.
+
+Epochs are counted from 1 here as everywhere a person reads them (`best_epoch` 3 is the third
+epoch); the journal keeps its own 0-based count, converted by tunetorch/words.py: shown_epoch.
+The cost is in `gpu_minutes` (the budget's unit), labelled by `device_unit`: "GPU minutes", or
+"CPU minutes" for a study that ran on the CPU only."""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunetorch.history import best_trial, device_minutes, device_unit, pruned_per_rung, stale_test
+from tunetorch.history import best_trial, device_minutes, pruned_per_rung, stale_test
 from tunetorch.journal import Journal
 from tunetorch.reports.meta import StudyMeta
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import shown_epoch, trials_cost_unit
 
 OPTIMISM_LABEL = (
-    "optimism of validation: the chosen trial's validation score minus its test score. The best of "
-    "many trials on the validation split is partly luck, so its validation score flatters it; the "
-    "test score, looked at once, does not"
+    "optimism of validation: the chosen trial's validation score minus its test score (gap), on "
+    "the same measure. The best of many trials on the validation split is partly luck, so its "
+    "validation score tends to look better than its test score (looked at once); `reading` says "
+    "what this gap is"
 )
+
+
+def optimism_reading(optimism: Mapping[str, Any]) -> str:
+    """What this gap is, in words: validation optimistic (it looks better than test: a higher
+    accuracy, a lower loss), test better than validation, or the two level (to 4 decimals)."""
+    measure, gap = optimism["measure"], float(optimism["gap"])
+    size = f"{abs(gap):.4f}"
+    if size == f"{0:.4f}":
+        return "validation and test agree (no optimism showed; quote the test score)"
+    if (gap > 0) if measure != "loss" else (gap < 0):
+        return (
+            f"validation was optimistic by {size} (the best of many trials on the validation split "
+            "is partly luck; quote the test score)"
+        )
+    return (
+        f"test came out {size} better than validation (no optimism showed: choosing the best "
+        "trial on validation did not flatter it, and the two splits differ by chance; quote the "
+        "test score)"
+    )
+
 
 CSV_COLUMNS = (
     "state",
@@ -64,12 +92,12 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
             "trial": best.number,
             "state": best.state.value,
             "epochs": best.epochs,
-            "best_epoch": best.best_epoch,
+            "best_epoch": shown_epoch(best.best_epoch),  # 1-based, as the terminal and index.html
         },
         "metric": meta.metric,
         "direction": meta.direction,
         "gpu_minutes": device_minutes(finished),
-        "device_unit": device_unit(trials),
+        "device_unit": trials_cost_unit(trials),
         "wall_seconds": wall,
         "device_busy": {k: (v / wall if wall > 0 else None) for k, v in per_device.items()},
         "test": None if last is None else _test(last),
@@ -112,7 +140,7 @@ def optimism(
     if val is None:
         return None
     test = float(evaluation[measure])
-    return {
+    out = {
         "label": OPTIMISM_LABEL,
         "measure": measure,
         "trial": trial.number,
@@ -120,6 +148,7 @@ def optimism(
         f"test_{measure}": test,
         "gap": float(val) - test,
     }
+    return out | {"reading": optimism_reading(out)}
 
 
 def write_trials_csv(path: Path, trials: list[Trial]) -> None:
@@ -136,7 +165,7 @@ def write_trials_csv(path: Path, trials: list[Trial]) -> None:
                     t.state.value,
                     t.score,
                     t.epochs,
-                    t.best_epoch,
+                    shown_epoch(t.best_epoch),  # 1-based, as everywhere a person reads it
                     t.node,
                     t.device,
                     t.device_name,

@@ -19,6 +19,9 @@ Why these choices:
   differs) and its parallel-coordinates view starts every numeric axis linear. A log dimension is
   therefore logged as log10 of its value, "optimizer.lr (log10)", with a declared interval of
   log10(low)..log10(high): the axis is then evenly spread in decades from the start.
+- Epochs count from 1, as everywhere a person reads them: a trial's curves have their first point
+  at step 1 and `trial/best_epoch` (the HParams "best epoch") is 1-based; the journal's 0-based
+  epochs are converted by tunetorch/words.py: shown_epoch.
 - There is no `state` hyperparameter: each session ends with TensorBoard's own status (COMPLETE:
   success, FAIL: failure, PRUNED: unknown, as TensorBoard has no "stopped early"; `trial/epochs`
   tells pruned trials apart).
@@ -39,6 +42,7 @@ from typing import Any
 from tunetorch.history import best_so_far, sign
 from tunetorch.space import Categorical, Float, Int, SearchSpace
 from tunetorch.trial import Trial, TrialState
+from tunetorch.words import shown_epoch
 
 # Small ints get a discrete domain (every value a tick); wider ones an interval.
 MAX_DISCRETE_INT = 16
@@ -81,7 +85,7 @@ def metric_tags(metric: str) -> list[tuple[str, str, str]]:
             "val_loss at best",
             "validation loss at the epoch of the running best",
         ),
-        ("trial/best_epoch", "best epoch", "0-based epoch of the running best"),
+        ("trial/best_epoch", "best epoch", "epoch of the running best (the first epoch is 1)"),
         ("trial/epochs", "epochs", "epochs trained (fewer for pruned trials)"),
         ("trial/device_seconds", "device s", "device seconds charged to the trial"),
         ("trial/test_accuracy", "test accuracy", "test accuracy: only the trial evaluated on the test split"),
@@ -165,12 +169,13 @@ def trial_curves(
     epochs: Sequence[Mapping[str, Any]], metric: str, direction: str, score: float | None
 ) -> dict[str, list[tuple[int, float]]]:
     """tag -> [(epoch, value)]: every numeric epoch metric, and the running best with the validation
-    loss and epoch it was reached at. The last running-best value is the trial's own score."""
+    loss and epoch it was reached at. The last running-best value is the trial's own score.
+    `epochs`: the journal's rows (0-based "epoch"); steps and best-epoch values are 1-based."""
     s = sign(direction)
     out: dict[str, list[tuple[int, float]]] = {}
     best = best_epoch = loss_at_best = None
     for e in epochs:
-        step = int(e["epoch"])
+        step = shown_epoch(e["epoch"])
         for key, value in e.items():
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.setdefault(f"trial/{'epoch_seconds' if key == 'seconds' else key}", []).append(
@@ -190,7 +195,7 @@ def trial_curves(
                 out.setdefault("trial/val_loss_at_best_epoch", []).append((step, float(loss_at_best)))
     if score is not None and epochs:
         # trainer.score=last scores the last epoch, not the best one: the curve ends on the score.
-        last = int(epochs[-1]["epoch"])
+        last = shown_epoch(epochs[-1]["epoch"])
         out.setdefault(f"trial/best_{metric}", []).append((last, float(score)))
     return out
 
@@ -230,7 +235,7 @@ class TensorBoardLog:
             for tag, points in curves.items():
                 for step, value in points:
                     w.add_scalar(tag, value, step)
-            last = int(epochs[-1]["epoch"]) if epochs else 0
+            last = shown_epoch(epochs[-1]["epoch"]) if epochs else 0
             # A failed trial records no epochs; what it trained before failing is what the journal holds.
             w.add_scalar("trial/epochs", trial.epochs if trial.epochs is not None else len(epochs), last)
             if trial.device_seconds is not None:
@@ -293,12 +298,17 @@ class TensorBoardLog:
         for step in (0, last):
             self.study.add_scalar("study/test_accuracy_of_best_trial", accuracy, step)
             self.study.add_scalar("study/test_loss_of_best_trial", loss, step)
-        text = f"**test accuracy {accuracy:.4f}** (loss {loss:.4f}) of trial {trial}, evaluated once."
+        from tunetorch.reports.summary import optimism_reading
+
+        text = f"**test accuracy {accuracy:.4f}** (loss {loss:.4f}) of trial {trial}, evaluated once"
         if val_accuracy is not None:
+            gap = val_accuracy - accuracy
+            reading = optimism_reading({"measure": "accuracy", "gap": gap})
             text += (
-                f" Its validation accuracy: {val_accuracy:.4f}; optimism of validation "
-                f"(validation minus test): {val_accuracy - accuracy:+.4f}."
+                f"; validation accuracy {val_accuracy:.4f}, optimism of validation (validation minus "
+                f"test) {gap:+.4f}: {reading}"
             )
+        text += "."
         self.study.add_text("study/test_result", text, last)
         self.study.flush()
         with self._writer_cls(str(self.root / f"trial_{trial:04d}")) as w:
