@@ -228,12 +228,9 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
 
 def test_an_installed_package_finds_its_configs(tmp_path):
     """`pip install .` (not editable), run from another folder: the configs ship inside the package."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src)
-    shutil.copytree(ROOT / "tunetorch", src / "tunetorch", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "conf", src / "conf")
+    from tests.test_packaging import _source_copy
+
+    src = _source_copy(tmp_path)
     site = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
