@@ -54,13 +54,6 @@ def device_minutes(trials: Iterable[Trial]) -> float:
     return sum(t.device_seconds or 0.0 for t in trials if t.finished) / 60.0
 
 
-def device_unit(trials: Iterable[Trial]) -> str:
-    """'GPU minutes' when any trial ran on a GPU, else 'CPU minutes' (tunetorch.words)."""
-    from tunetorch.words import trials_cost_unit
-
-    return trials_cost_unit(trials)
-
-
 def best_so_far(trials: Iterable[Trial], direction: str = "maximize") -> list[tuple[float, float, int]]:
     """(cumulative device minutes, best score so far, trial number) at each finished trial,
     in trial-number order, from the first trial that has a score."""

@@ -361,6 +361,19 @@ def read_meta(path: str | Path, key: str) -> str | None:
     return row[0] if row else None
 
 
+def holds_trials(path: str | Path) -> bool:
+    """Whether the journal at `path` holds any trial, read without changing the file."""
+    _check_journal_file(Path(path))
+    try:
+        db = _read_only(Path(path))
+        try:
+            return db.execute("SELECT 1 FROM trials LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise fault(Path(path), e) from None
+
+
 def _read_only(path: Path) -> sqlite3.Connection:
     # A cleanly closed journal has no -wal file: open it immutable, which creates no files
     # beside it. After a crash the -wal holds committed trials, so it must be read too.

@@ -102,7 +102,7 @@ def run_search(
                 except SpaceExhausted as e:
                     exhausted, reason = True, str(e)
                     break
-            if ahead and not (pool.idle_slots() or rerun or exhausted or spent()):
+            if ahead and not ahead.pending and not (pool.idle_slots() or rerun or exhausted or spent()):
                 ahead.start()
             if pool.in_flight():
                 last_progress = time.monotonic()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,7 +259,7 @@ def check_same_landscape(study_dir: Path, landscape: dict | None, race_dir: Path
     `landscape` is a dict, of a landscape when it is None), naming the first key that differs.
     Reads only. A journal of a landscape race killed before its landscape was recorded holds
     no trials, and is taken as this race's."""
-    from tunetorch.journal import read_meta
+    from tunetorch.journal import holds_trials, read_meta
 
     path = study_dir / "journal.sqlite"
     if not path.exists():
@@ -269,7 +268,7 @@ def check_same_landscape(study_dir: Path, landscape: dict | None, race_dir: Path
     text = read_meta(path, "landscape")
     stored = json.loads(text) if text is not None else None
     wanted = json.loads(json.dumps(landscape)) if landscape is not None else None  # as stored
-    if stored == wanted or (stored is None and not _holds_trials(path)):
+    if stored == wanted or (stored is None and not holds_trials(path)):
         return
     if stored is None:
         raise UsageError(
@@ -285,21 +284,6 @@ def check_same_landscape(study_dir: Path, landscape: dict | None, race_dir: Path
     raise UsageError(
         f"study.dir: {race_dir} holds a race on a different landscape ({diff}); use a new study.dir"
     )
-
-
-def _holds_trials(path: Path) -> bool:
-    """Whether the journal at `path` holds any trial, read without changing it."""
-    from tunetorch.journal import fault
-
-    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
-    try:
-        db = sqlite3.connect(f"file:{path.absolute()}?{mode}", uri=True)
-        try:
-            return db.execute("SELECT 1 FROM trials LIMIT 1").fetchone() is not None
-        finally:
-            db.close()
-    except sqlite3.Error as e:
-        raise fault(path, e) from None
 
 
 def _group_file(group: str, option: str):

@@ -29,7 +29,7 @@ from tunetorch.race.plan import (
     check_same_landscape,
     make_plan,
 )
-from tunetorch.words import count
+from tunetorch.words import count, trials_cost_unit
 
 
 def main() -> None:
@@ -84,7 +84,6 @@ def run(cfg: Any) -> int:
 
 
 def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
-    from tunetorch.history import device_unit
     from tunetorch.race.figure import race_figure, save_race_gif
 
     synthetic = plan.landscape is not None
@@ -98,7 +97,8 @@ def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
         if code == 130:
             break
 
-    unit = "simulated GPU minutes" if synthetic else device_unit([t for ts in results.values() for t in ts])
+    every = [t for ts in results.values() for t in ts]
+    unit = "simulated GPU minutes" if synthetic else trials_cost_unit(every)
     kwargs = figure_kwargs(cfg, plan, unit, objective)
     fig = race_figure(plan.space, results, **kwargs)
     _save_png(fig, race_dir / "race.png")

@@ -2,7 +2,7 @@
 
 Epochs are counted from 1 here as everywhere a person reads them (`best_epoch` 3 is the third
 epoch); the journal keeps its own 0-based count, converted by tunetorch/words.py: shown_epoch.
-The cost is in `gpu_minutes` (the budget's unit), labelled by `device_unit`: "GPU minutes", or
+The cost is in `gpu_minutes` (the budget's unit), labelled by `words.trials_cost_unit`: "GPU minutes", or
 "CPU minutes" for a study that ran on the CPU only."""
 
 from __future__ import annotations
