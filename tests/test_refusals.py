@@ -244,11 +244,19 @@ def test_a_users_code_refusing_is_one_line_and_writes_nothing(user_project, args
     assert_refused(run_user(user_project, study_dir, *args), study_dir, message)
 
 
-def test_a_bug_in_a_users_constructor_at_an_edge_keeps_its_traceback(user_project, tmp_path):
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["+model.bug_above=16"], id="at an edge of the space"),
+        pytest.param(["+model.bug_above=4"], id="as configured"),
+    ],
+)
+def test_a_bug_in_a_users_constructor_keeps_its_traceback(user_project, args, tmp_path):
     """Only ValueError, TypeError and AssertionError are a constructor refusing a value; anything
-    else is a bug in it, not bad input (still nothing is written: it is found before)."""
+    else is a bug in it, not bad input, whether it shows at an edge of the space or in the build
+    as configured (still nothing is written: it is found before)."""
     study_dir = tmp_path / "study"
-    out = run_user(user_project, study_dir, "+model.bug_above=16")
+    out = run_user(user_project, study_dir, *args)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" in out.stderr and "ZeroDivisionError" in out.stderr.strip().splitlines()[-1]
     assert not study_dir.exists()

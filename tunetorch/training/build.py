@@ -57,8 +57,8 @@ KINDS = {
 # Arguments a torch class checks only when it is called, not when it is built: checked as it is
 # built instead (by the class's canonical path), so a value it cannot take is refused up front.
 DOMAINS = {"torch.nn.modules.loss.CrossEntropyLoss": {"label_smoothing": (0.0, 1.0)}}
-# How a constructor refuses a value at an edge of the space; anything else it raises is a bug in
-# it, and keeps its traceback.
+# How a constructor refuses a value (as configured, or at an edge of the space); anything else it
+# raises is a bug in it, and keeps its traceback.
 REFUSALS = (ValueError, TypeError, AssertionError)
 # The groups built at the edges of the space (not the data module: building it loads data).
 EDGE_BUILT = ("model", "optimizer", "lr_scheduler", "loss")
@@ -149,15 +149,19 @@ def _construct(fn: Callable, plain: dict[str, Any], **kwargs: Any) -> Any:
 
 
 def _call(fn: Callable, group: str, target: str, *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs); a constructor that refuses a value is bad input, named by group (the
-    constructor's own exception is kept as the UsageError's __cause__)."""
+    """fn(*args, **kwargs). A constructor that refuses a value (`REFUSALS`: arguments that do not
+    bind, a ValueError or an AssertionError) is bad input, named by group, with the constructor's
+    own exception kept as the UsageError's __cause__. Anything else raised inside it is a bug in
+    the constructor and keeps its own traceback (exit 1)."""
     try:
         return fn(*args, **kwargs)
     except UsageError:
         raise
     except Exception as e:
-        cause = e.__cause__ or e
+        cause = e.__cause__ or e  # Hydra's InstantiationException wraps the constructor's own
         if isinstance(cause, UsageError):
+            raise cause from None
+        if not isinstance(cause, REFUSALS):
             raise cause from None
         raise UsageError(f"{group}: {target} refused its arguments ({_one_line(cause)})") from cause
 
@@ -193,8 +197,6 @@ def check_edges(cfg: Any, space: Any, input_shape: tuple[int, ...], n_classes: i
                 cause = e.__cause__
                 if cause is None:
                     raise  # the constructor's own UsageError, or a check's
-                if not isinstance(cause, REFUSALS):
-                    raise cause from None  # a bug in the constructor: its own traceback
                 raise UsageError(
                     f"space.{dim.name}: {edge} {value!r} is refused by the {group}, "
                     f"{at[group]._target_} ({_one_line(cause)})"
