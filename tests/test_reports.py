@@ -84,8 +84,6 @@ def test_summary_holds_the_importance_with_its_method(study):
 
 def test_a_look_that_never_completed_counts_but_shows_no_result(tmp_path):
     journal = journal_study(tmp_path / "s", evaluate=False)
-    if not hasattr(journal, "start_evaluation"):
-        pytest.skip("this journal has no two-step test look")
     journal.start_evaluation(2, "0" * 64, forced=False)
     data = write_reports(tmp_path / "s", journal)
     assert data["test"] is None and data["optimism"] is None

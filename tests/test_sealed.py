@@ -18,9 +18,6 @@ import numpy as np
 import torch
 
 from tests.conftest import SHRINK, run_tune
-from tunetorch import SearchSpace, Study
-from tunetorch.strategies import REGISTRY
-from tunetorch.strategies.base import Strategy
 from tunetorch.training.datasets import Digits, _stratified
 
 SPY = textwrap.dedent(
@@ -87,33 +84,6 @@ def test_a_trial_cannot_reach_the_test_split():
     assert leaked <= 3, leaked
 
 
-class _Prying(Strategy):
-    """A strategy that searches everything it was handed for tensors or arrays of images."""
-
-    name = "prying"
-    found: list = []
-
-    def suggest(self, number, trials):
-        _Prying.found.extend(
-            o
-            for o in _reachable((self, trials))
-            if isinstance(o, (torch.Tensor, np.ndarray))
-            and getattr(o, "size", 0)
-            and np.prod(getattr(o, "shape", (0,))) > 64
-        )
-        return self.space.sample(np.random.default_rng(number))
-
-
-def test_a_strategy_cannot_reach_the_test_split(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "prying", f"{__name__}:_Prying")
-    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}})
-    study = Study(space, strategy="prying")
-    for _ in range(3):
-        t = study.ask()
-        study.tell(t, 0.5, device="cpu", device_seconds=1.0)
-    assert _Prying.found == []
-
-
 def _reachable(root, limit: int = 20000):
     """Objects reachable from root through attributes and containers (not modules or classes)."""
     seen, stack, out = set(), [root], []
@@ -132,15 +102,13 @@ def _reachable(root, limit: int = 20000):
 # In every worker, after each trial: scan the whole process for arrays holding test images
 # (by their rows' hashes, computed outside), and for training images as a control that the scan
 # sees the data the worker does hold.
-SCAN = textwrap.dedent(
+ROWS = textwrap.dedent(
     """
     import gc, hashlib, json, os
     import numpy as np
-    import tunetorch.training.objective as o
 
     TEST = set(json.load(open(os.environ["TEST_ROWS"])))
     TRAIN = set(json.load(open(os.environ["TRAIN_ROWS"])))
-    _run = o.run_training
 
     def rows(obj):
         try:
@@ -152,14 +120,28 @@ SCAN = textwrap.dedent(
         except Exception:
             return set()
 
-    def run_training(state, number, params, emit):
-        result = _run(state, number, params, emit)
+    def scan():
         seen = set()
         for obj in gc.get_objects():
             if type(obj).__name__ in ("Tensor", "Parameter", "ndarray"):
                 seen |= rows(obj)
+        return {"test": len(seen & TEST), "train": len(seen & TRAIN)}
+
+    def log(where, found):
         with open(os.environ["SCAN_LOG"], "a") as f:
-            f.write(json.dumps({"test": len(seen & TEST), "train": len(seen & TRAIN)}) + "\\n")
+            f.write(json.dumps({"where": where, **found}) + "\\n")
+    """
+)
+
+SCAN = ROWS + textwrap.dedent(
+    """
+    import tunetorch.training.objective as o
+
+    _run = o.run_training
+
+    def run_training(state, number, params, emit):
+        result = _run(state, number, params, emit)
+        log("trial", scan())
         return result
 
     o.run_training = run_training
@@ -167,10 +149,33 @@ SCAN = textwrap.dedent(
 )
 
 
-def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(tmp_path):
-    """The check the in-process tests cannot make: in a real study, while each worker holds its
-    data and trains, no array anywhere in the worker holds a test image (and the same scan does
-    find the training images, so it can see data)."""
+# In the tuner, each time the strategy is asked: scan the whole driver process, which holds
+# whatever a strategy could reach. And once as the final evaluation reads the test split, as a
+# control that the same scan finds test images where they are.
+STRATEGY_SCAN = ROWS + textwrap.dedent(
+    """
+    import tunetorch.strategies.random_search as r
+    import tunetorch.training.datasets as d
+
+    _suggest, _test = r.RandomSearch.suggest, d.ImageData.test
+
+    def suggest(self, *args, **kwargs):
+        log("strategy", scan())
+        return _suggest(self, *args, **kwargs)
+
+    def test(self, *args, **kwargs):
+        held = _test(self, *args, **kwargs)
+        log("evaluation", scan())
+        return held
+
+    r.RandomSearch.suggest, d.ImageData.test = suggest, test
+    """
+)
+
+
+def _scanned_study(tmp_path: Path, spy: str) -> list[dict]:
+    """Run a real study of 4 trials on 2 workers with `spy` as every process's sitecustomize;
+    returns what its scans logged."""
     module = Digits(n_classes=10, input_shape=(1, 8, 8), val_fraction=0.2, mean=[0.3], std=[0.4])
     fit, test = module.fit(seed=0), module.test(seed=0)
 
@@ -186,17 +191,35 @@ def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(tmp_path):
     (tmp_path / "test.json").write_text(json.dumps(test_rows))
     (tmp_path / "train.json").write_text(json.dumps(sorted(train_rows)))
     (tmp_path / "spy").mkdir()
-    (tmp_path / "spy" / "sitecustomize.py").write_text(SCAN)
+    (tmp_path / "spy" / "sitecustomize.py").write_text(spy)
     log = tmp_path / "scan.jsonl"
     env = {
-        "PYTHONPATH": str(tmp_path / "spy"),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
         "TEST_ROWS": str(tmp_path / "test.json"),
         "TRAIN_ROWS": str(tmp_path / "train.json"),
         "SCAN_LOG": str(log),
     }
     out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
     assert out.returncode == 0, out.stderr
-    scans = [json.loads(line) for line in log.read_text().splitlines()]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(tmp_path):
+    """The check the in-process tests cannot make: in a real study, while each worker holds its
+    data and trains, no array anywhere in the worker holds a test image (and the same scan does
+    find the training images, so it can see data)."""
+    scans = _scanned_study(tmp_path, SCAN)
     assert len(scans) == 4
     assert all(s["train"] > 1000 for s in scans)  # the scan sees the worker's training images
     assert all(s["test"] == 0 for s in scans), scans
+
+
+def test_a_strategy_in_a_real_study_cannot_reach_the_test_split(tmp_path):
+    """Whenever the strategy is asked for a trial, no array anywhere in the tuner's process holds
+    a test image: nothing a strategy is handed, or could find, reaches the test split. The same
+    scan as the final evaluation reads the split does find its images."""
+    scans = _scanned_study(tmp_path, STRATEGY_SCAN)
+    asked = [s for s in scans if s["where"] == "strategy"]
+    looked = [s for s in scans if s["where"] == "evaluation"]
+    assert len(asked) >= 4 and all(s["test"] == 0 for s in asked), asked
+    assert len(looked) == 1 and looked[0]["test"] > 100, looked  # the scan can see test images

@@ -10,8 +10,6 @@ lost. Everything else is a bug and keeps its traceback.
 class UsageError(Exception):
     """Bad input from the user: one line naming the key, the value and what is allowed."""
 
-    exit_code = 2
-
 
 class SpaceExhausted(Exception):
     """The strategy has nothing left to propose (a grid whose lattice is used up)."""
@@ -20,8 +18,6 @@ class SpaceExhausted(Exception):
 class EnvironmentFault(Exception):
     """A fault of the environment (a full disk, a read-only folder, a missing device), not of
     the input: the entry points print its one line and exit with status 1."""
-
-    exit_code = 1
 
 
 def nearest(word: str, options, cutoff: float = 0.6) -> str | None:

@@ -7,9 +7,7 @@ defaults of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
@@ -34,33 +32,12 @@ def study_meta(journal: Journal, strategy: str | None = None) -> StudyMeta:
 
 
 def study_space(journal: Journal) -> SearchSpace | None:
-    """The flat search space from meta "space" (config path -> dimension), else from the config's
-    `space:` section (older studies); None when neither parses."""
+    """The flat search space the Study wrote into meta "space" (config path -> dimension); None
+    when it does not parse (a journal from elsewhere: the plots then infer their axes)."""
     raw = journal.get_meta("space")
-    if raw:
-        try:
-            return SearchSpace.from_dict(json.loads(raw))
-        except (UsageError, ValueError):
-            return None
-    config = journal.get_meta("config")
-    if not config:
+    if not raw:
         return None
-    import yaml  # hydra's own dependency
-
     try:
-        spec = (yaml.safe_load(config) or {}).get("space")
-        return SearchSpace.from_dict(flatten_space(spec)) if isinstance(spec, Mapping) else None
-    except (UsageError, ValueError, AttributeError, yaml.YAMLError):
+        return SearchSpace.from_dict(json.loads(raw))
+    except (UsageError, ValueError):
         return None
-
-
-def flatten_space(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested YAML space (leaves carry a `type`) -> flat {config path: dimension}."""
-    out: dict[str, Any] = {}
-    for key, entry in spec.items():
-        path = f"{prefix}{key}"
-        if isinstance(entry, Mapping) and "type" not in entry:
-            out.update(flatten_space(entry, f"{path}."))
-        else:
-            out[path] = entry
-    return out

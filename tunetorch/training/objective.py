@@ -69,5 +69,4 @@ def run_training(state: TrainingWorker, number: int, params: dict, emit) -> dict
         "score": result.score,
         "epoch": result.epoch,
         "epochs": len(result.epochs),
-        "stopped": result.stopped,
     }
