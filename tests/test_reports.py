@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests._report_studies import DIVERGED, FAILED, PRUNED, TEST_ACCURACY, journal_study, real_study
+from tunetorch import history
 from tunetorch.reports import terminal, write_reports
 from tunetorch.reports.plots import params_figure, progress_figure, score_limits
 from tunetorch.space import SearchSpace
@@ -257,7 +258,7 @@ def test_top_table_ranks_pruned_and_minimized_studies(study):
     trials = journal.trials()
     lines = terminal.top_table(trials, "minimize", k=3).splitlines()
     assert lines[2].split()[0] == str(DIVERGED)  # minimizing: the lowest score first
-    assert terminal.ranked(trials, "maximize")[0].number == study[2]["best"]["trial"]
+    assert history.ranked(trials, "maximize")[0].number == study[2]["best"]["trial"]
 
 
 def test_progress_lines_number_trials_from_zero_and_count_apart(real):

@@ -35,14 +35,18 @@ def maximized(trials: Iterable[Trial], direction: str) -> list[Trial]:
     return [t if t.score is None else t.replace(score=-t.score) for t in trials]
 
 
-def best_trial(trials: Iterable[Trial], direction: str = "maximize") -> Trial | None:
-    """The scored trial with the best score. On a tie the one that trained more epochs wins
-    (a pruned trial never beats a longer one that scored as well), then the earliest."""
+def ranked(trials: Iterable[Trial], direction: str = "maximize") -> list[Trial]:
+    """The scored trials, best first. On a tie the one that trained more epochs ranks higher (a
+    pruned trial never beats a longer one that scored as well), then the earliest."""
     s = sign(direction)
     scored = [t for t in trials if t.state in SCORED and t.score is not None]
-    if not scored:
-        return None
-    return max(scored, key=lambda t: (s * t.score, t.epochs or 0, -t.number))
+    return sorted(scored, key=lambda t: (-s * t.score, -(t.epochs or 0), t.number))
+
+
+def best_trial(trials: Iterable[Trial], direction: str = "maximize") -> Trial | None:
+    """The first of `ranked`: the study's best trial, whose weights are kept and evaluated."""
+    order = ranked(trials, direction)
+    return order[0] if order else None
 
 
 def finished(trials: Iterable[Trial]) -> list[Trial]:

@@ -16,12 +16,12 @@ import shlex
 import shutil
 import statistics
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tunetorch.budget import Budget
-from tunetorch.history import sign
+from tunetorch.history import ranked
 from tunetorch.trial import Trial, TrialState
 from tunetorch.words import GPU_MINUTES, count, minutes, shown_epoch, trials_cost_unit
 
@@ -164,15 +164,6 @@ def seconds_left(
         spent = sum(t.device_seconds or 0.0 for t in trials if t.finished)
         estimates.append(max(0.0, minutes * 60 - spent) / max(slots, 1))
     return min(estimates) if estimates else None
-
-
-def ranked(trials: Iterable[Trial], direction: str = "maximize") -> list[Trial]:
-    """Scored trials best first, by the rule of history.best_trial (score, then epochs, then earliest)."""
-    from tunetorch.history import SCORED
-
-    s = sign(direction)
-    scored = [t for t in trials if t.state in SCORED and t.score is not None]
-    return sorted(scored, key=lambda t: (-s * t.score, -(t.epochs or 0), t.number))
 
 
 def top_table(trials: Sequence[Trial], direction: str = "maximize", k: int = 5, metric: str = "score") -> str:
