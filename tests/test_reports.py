@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from tests._report_studies import DIVERGED, FAILED, PRUNED, TEST_ACCURACY, journal_study, real_study
-from tunetorch import history
+from tunetorch import history, time_left
 from tunetorch.reports import terminal, write_reports
 from tunetorch.reports.plots import params_figure, progress_figure, score_limits
 from tunetorch.space import SearchSpace
-from tunetorch.trial import TrialState
+from tunetorch.trial import Trial, TrialState
 
 
 @pytest.fixture(scope="module")
@@ -278,18 +278,54 @@ def test_progress_lines_number_trials_from_zero_and_count_apart(real):
     assert tick.startswith("  trial 0 epoch 2/2: val_accuracy ") and "train_loss" in tick
 
 
+def _ran(seconds: list[float], device: list[float] | None = None) -> list[Trial]:
+    """Finished trials that ran `seconds` each (and held their device `device` seconds each)."""
+    device = device or seconds
+    return [
+        Trial(n, {}, TrialState.COMPLETE, score=0.5, wall_seconds=w, device_seconds=d)
+        for n, (w, d) in enumerate(zip(seconds, device, strict=True))
+    ]
+
+
 def test_time_left_is_none_until_a_trial_has_run_then_from_run_times(real):
+    """Until more trials have finished than there are slots, the median trial's run time (of a
+    real study's trials) divided among the slots stands in for the run's pace."""
     from tunetorch.journal import Journal
 
     d, _ = real
     trials = Journal(d / "journal.sqlite").trials()
-    assert terminal.seconds_left([], slots=1, n_trials=6) is None
-    one = terminal.seconds_left(trials[:1], slots=1, n_trials=6)
-    assert one == pytest.approx(5 * trials[0].wall_seconds)  # 5 more trials, each as long as the first
-    assert terminal.seconds_left(trials, slots=1, n_trials=6) == 0
-    assert terminal.seconds_left(trials[:2], slots=2, n_trials=6) == pytest.approx(
-        2 * float(np.median([t.wall_seconds for t in trials[:2]]))
-    )
+    assert time_left.estimate([], slots=1, n_trials=6) is None
+    assert time_left.estimate(trials, slots=1) is None  # no budget to count down
+    one = time_left.estimate(trials[:1], slots=1, n_trials=6, finish_times=[10.0])
+    assert one.low == one.high == pytest.approx(5 * trials[0].wall_seconds)  # 5 more, each as long
+    assert time_left.estimate(trials, slots=1, n_trials=6).high == 0
+    two = time_left.estimate(trials[:2], slots=2, n_trials=6, finish_times=[10.0, 10.1])
+    assert two.high == pytest.approx(4 * float(np.median([t.wall_seconds for t in trials[:2]])) / 2)
+
+
+def test_time_left_follows_this_runs_pace_on_a_busy_machine():
+    """Trials that train for 1 s each but finish 3 s apart (a busy machine, the driver's own time):
+    the estimate is 3 s a trial, not the 1 s their run times say."""
+    left = time_left.estimate(_ran([1.0] * 3), slots=1, n_trials=13, finish_times=[0.0, 3.0, 6.0])
+    assert left.single and left.low == pytest.approx(30.0)
+    assert terminal.left_text(left) == "about 30 s left"
+
+
+def test_time_left_is_a_range_when_trials_vary():
+    """Half the trials stopped early after 1 s, half ran 5 s: the range spans the quartiles."""
+    trials = _ran([1.0, 5.0, 1.0, 5.0, 1.0, 5.0, 1.0, 5.0])
+    left = time_left.estimate(trials, slots=1, n_trials=28, finish_times=[3.0 * i for i in range(8)])
+    assert not left.single and left.low < 20 * 3.0 < left.high
+    assert re.fullmatch(r"about \d+ s to \d+ min \d\d s left", terminal.left_text(left))
+
+
+def test_time_left_with_a_minutes_budget_counts_device_seconds():
+    """60 device seconds a trial, 10 minutes of budget with 3 minutes spent: 7 more trials."""
+    trials = _ran([2.0] * 3, device=[60.0] * 3)
+    left = time_left.estimate(trials, slots=1, minutes=10, finish_times=[0.0, 2.0, 4.0])
+    assert left.single and left.low == pytest.approx(7 * 2.0)
+    both = time_left.estimate(trials, slots=1, minutes=10, n_trials=4, finish_times=[0.0, 2.0, 4.0])
+    assert both.low == pytest.approx(2.0)  # whichever budget is spent first
 
 
 def test_final_lines_on_a_real_study(real):

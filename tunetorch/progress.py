@@ -1,13 +1,15 @@
 """The terminal while a study runs: a line when a trial starts, an epoch tick for trials that
 run longer than a few seconds (epochs counted from 1), and a line when it finishes, with the
 count, the best so far, the GPU minutes spent (CPU minutes on a CPU) and an estimate of the time
-left. The wording lives in reports/terminal.py and tunetorch/words.py."""
+left (tunetorch/time_left.py: this run's pace, a range when trials vary). The wording lives in
+reports/terminal.py and tunetorch/words.py."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from tunetorch import time_left
 from tunetorch.budget import Budget
 from tunetorch.reports import terminal
 from tunetorch.words import trials_cost_unit
@@ -25,6 +27,7 @@ class Progress:
         self.study, self.n_trials, self.gpu_minutes = study, budget.n_trials, budget.gpu_minutes
         self.metric, self.slots, self.epochs = metric, slots, epochs
         self.started_at: dict[int, float] = {}
+        self.finish_times: list[float] = []  # monotonic, trials finished in this run
 
     def started(self, trial: Any, device: str) -> None:
         self.started_at[trial.number] = time.monotonic()
@@ -36,9 +39,14 @@ class Progress:
             print(terminal.epoch_line(number, metrics, self.epochs, self.metric), flush=True)
 
     def finished(self, trial: Any) -> None:
+        self.finish_times.append(time.monotonic())
         trials = self.study.trials
-        left = terminal.seconds_left(
-            trials, slots=self.slots, n_trials=self.n_trials, minutes=self.gpu_minutes
+        left = time_left.estimate(
+            trials,
+            slots=self.slots,
+            n_trials=self.n_trials,
+            minutes=self.gpu_minutes,
+            finish_times=self.finish_times,
         )
         print(
             terminal.finished_line(
@@ -48,7 +56,7 @@ class Progress:
                 metric=self.metric,
                 n_trials=self.n_trials,
                 unit=trials_cost_unit(trials),
-                seconds_left=left,
+                left=left,
             ),
             flush=True,
         )

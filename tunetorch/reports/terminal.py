@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import shutil
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -114,11 +113,11 @@ def finished_line(
     metric: str = "val_accuracy",
     n_trials: int | None = None,
     unit: str | None = None,
-    seconds_left: float | None = None,
+    left: Any = None,
 ) -> str:
     """'trial 6 val_accuracy 0.9306 | 7 of 12 finished | best 0.9514 (trial 0) | 0.0633 CPU minutes |
     about 5 s left'. `trials`: the study's trials, this one included. `unit`: the cost unit (default:
-    from the trials' devices, words.trials_cost_unit)."""
+    from the trials' devices, words.trials_cost_unit). `left`: a time_left.Estimate, or None."""
     from tunetorch.history import best_trial, device_minutes
 
     done = sum(t.finished for t in trials)
@@ -131,7 +130,7 @@ def finished_line(
     best = best_trial(trials, direction)
     best_txt = f"best {format_score(best.score)} (trial {best.number})" if best else "no best yet"
     of = f" of {n_trials}" if n_trials else ""
-    left = "" if seconds_left is None else f" | about {format_duration(seconds_left)} left"
+    left = "" if left is None else f" | {left_text(left)}"
     unit = unit or trials_cost_unit(trials)
     return (
         f"trial {trial.number} {result} | {done}{of} finished | {best_txt} | "
@@ -139,31 +138,11 @@ def finished_line(
     )
 
 
-def seconds_left(
-    trials: Sequence[Trial],
-    *,
-    slots: int,
-    n_trials: int | None = None,
-    minutes: float | None = None,
-) -> float | None:
-    """Wall seconds until the budget is spent, from the trials' own run times (not the time since the
-    start, which holds the workers' start-up); None until a trial has finished with a run time.
-
-    Trials budget: the remaining trials, `slots` at a time, each taking the median trial's wall time.
-    Minutes budget: the device seconds left, spent `slots` at a time.
-    """
-    runs = [t.wall_seconds for t in trials if t.finished and t.wall_seconds]
-    if not runs:
-        return None
-    per_trial = statistics.median(runs)
-    done = sum(t.finished for t in trials)
-    estimates = []
-    if n_trials:
-        estimates.append(math.ceil(max(0, n_trials - done) / max(slots, 1)) * per_trial)
-    if minutes:
-        spent = sum(t.device_seconds or 0.0 for t in trials if t.finished)
-        estimates.append(max(0.0, minutes * 60 - spent) / max(slots, 1))
-    return min(estimates) if estimates else None
+def left_text(left: Any) -> str:
+    """A time_left.Estimate as words: 'about 40 s left', 'about 40 s to 1 min 20 s left'."""
+    if left.single:
+        return f"about {format_duration((left.low + left.high) / 2)} left"
+    return f"about {format_duration(left.low)} to {format_duration(left.high)} left"
 
 
 def top_table(trials: Sequence[Trial], direction: str = "maximize", k: int = 5, metric: str = "score") -> str:
