@@ -70,7 +70,7 @@ def metric_tags(metric: str) -> list[tuple[str, str, str]]:
     """(tag in each trial's run, short name for the HParams columns, description)."""
     return [
         (f"{GROUP}/{metric}", metric, f"the trial's score: {metric} at its scored epoch"),
-        (f"{GROUP}/val_loss_at_scored_epoch", "val_loss there", "validation loss at the scored epoch"),
+        (f"{GROUP}/val_loss_at_scored_epoch", "val_loss (scored epoch)", "validation loss at that epoch"),
         (f"{GROUP}/scored_epoch", "scored epoch", "the best epoch (the last if trainer.score=last), from 1"),
         (f"{GROUP}/epochs", "epochs", "epochs trained (fewer for pruned trials)"),
         (f"{GROUP}/device_seconds", "device s", "device seconds charged to the trial"),

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunetorch.reports import hparams
+from tunetorch.reports.hparams import GROUP, experiment_proto, session_end, session_start
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 from tunetorch.words import shown_epoch, trials_cost_unit
@@ -61,7 +61,7 @@ def epoch_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def end_values(trial: Trial, epochs: list[dict], metric: str) -> dict[str, float]:
     """The trial's single values (its HParams metrics), by tag: what the journal holds for it."""
-    group = hparams.GROUP
+    group = GROUP
     out: dict[str, float] = {}
     if trial.score is not None:
         out[f"{group}/{metric}"] = float(trial.score)
@@ -111,7 +111,7 @@ class TensorBoardLog:
         self._runs: dict[int, Any] = {}  # trial number -> the writer of its run, while it trains
         self._drawn_at, self._draw_seconds = -float("inf"), 0.0
         if space is not None and new:
-            self.study.file_writer.add_summary(hparams.experiment_proto(space, metric))
+            self.study.file_writer.add_summary(experiment_proto(space, metric))
             self.study.flush()
 
     def _run(self, number: int) -> Path:
@@ -139,7 +139,7 @@ class TensorBoardLog:
             writer = self._runs[trial.number] = self._writer_cls(str(self._run(trial.number)))
             if fresh:
                 start = now - float(metrics.get("seconds") or 0.0)
-                writer.file_writer.add_summary(hparams.session_start(trial, self.space, start))
+                writer.file_writer.add_summary(session_start(trial, self.space, start))
         for tag, value in epoch_scalars(metrics).items():
             writer.add_scalar(tag, value, shown_epoch(metrics["epoch"]), walltime=now)
         writer.flush()
@@ -155,13 +155,13 @@ class TensorBoardLog:
             writer = self._writer_cls(str(self._run(trial.number)))
             if fresh:
                 start = now - float(trial.wall_seconds or 0.0)
-                writer.file_writer.add_summary(hparams.session_start(trial, self.space, start))
+                writer.file_writer.add_summary(session_start(trial, self.space, start))
                 for row in epochs:
                     for tag, value in epoch_scalars(row).items():
                         writer.add_scalar(tag, value, shown_epoch(row["epoch"]), walltime=now)
         for tag, value in end_values(trial, epochs, self.metric).items():
             writer.add_scalar(tag, value, trial.number, walltime=now)
-        writer.file_writer.add_summary(hparams.session_end(trial))
+        writer.file_writer.add_summary(session_end(trial))
         writer.close()
         if trial.score is not None:
             self.study.add_scalar(f"study/trial_{self.metric}", trial.score, trial.number, walltime=now)
