@@ -169,6 +169,11 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
         if show:
             progress.finished(trial)
 
+    def on_epoch(number: int, metrics: dict) -> None:
+        tb.epoch(study.trial(number), metrics)  # stamped as the event reaches the tuner: live curves
+        if show:
+            progress.epoch(number, metrics)
+
     try:
         outcome = run_search(
             study,
@@ -178,7 +183,7 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
             max_consecutive_failures=cfg.tuner.max_consecutive_failures,
             on_trial=on_trial,
             on_start=progress.started if show else None,
-            on_epoch=progress.epoch if show else None,
+            on_epoch=on_epoch,
         )
     finally:
         pool.close()

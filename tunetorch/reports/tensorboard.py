@@ -1,208 +1,94 @@
-"""TensorBoard for a study, written live as trials finish (`TensorBoardLog`).
+"""TensorBoard for a study, written live (`TensorBoardLog`): a running trial's curves grow epoch by
+epoch, the study's cards as trials finish.
 
 Runs under study_dir/tb:
 
-    study       the study's cards: best score so far by trial and by device time, device minutes
-                by trial, the test result (scalar and text), progress/params/importance images;
-                and the HParams experiment (declared domains and metrics)
-    trial_NNNN  one per trial: its epoch curves, running best, and its HParams session
+    study       the study's cards: progress (the best score so far against GPU or CPU minutes, the
+                picture of progress.png, redrawn as trials finish), each trial's score by trial
+                number, the test result as text, params and importance pictures at the end; and
+                the HParams experiment (tunetorch/reports/hparams.py)
+    trial_NNNN  one per trial: `trial/*`, its epoch curves (x: the epoch, counted from 1), written
+                as each epoch's event reaches the tuner; `trials/*`, its single values (score,
+                scored epoch, epochs, device seconds) written once as it ends, at its trial number;
+                and its HParams session
     strategy    the strategy's internals (bayes: EI, GP fit time, length scales), only with
-                `strategy_internals=True` (conf: report.strategy_internals=true): Time Series sorts
-                tag groups by name, so 18 `strategy/*` cards would open above the study's own
+                `strategy_internals=True` (conf: report.strategy_internals=true)
 
 Why these choices:
-- TensorBoard steps are integers. "Best so far by device time" uses milliseconds of device time
-  as the step, made strictly increasing, so every trial stays a point even when trials take under
-  a second (whole seconds merged 12 CPU trials into 4 points). `study/device_minutes_by_trial`
-  gives the minutes themselves against the trial number.
-- HParams has no log-scale flag (HParamInfo holds name, display_name, description, type, domain,
-  differs) and its parallel-coordinates view starts every numeric axis linear. A log dimension is
-  therefore logged as log10 of its value, "optimizer.lr (log10)", with a declared interval of
-  log10(low)..log10(high): the axis is then evenly spread in decades from the start.
-- Epochs count from 1, as everywhere a person reads them: a trial's curves have their first point
-  at step 1 and `trial/best_epoch` (the HParams "best epoch") is 1-based; the journal's 0-based
-  epochs are converted by tunetorch/words.py: shown_epoch.
-- There is no `state` hyperparameter: each session ends with TensorBoard's own status (COMPLETE:
-  success, FAIL: failure, PRUNED: unknown, as TensorBoard has no "stopped early"; `trial/epochs`
-  tells pruned trials apart).
-
-Why one long module: the HParams protos, the per-trial runs and the study run must agree on
-names and domains; keeping them in one file keeps them in step.
+- Wall time: an epoch's event carries its metrics and its own duration ("seconds"), not a clock
+  time, so each point is stamped when the event reaches the tuner (time.time() in `epoch`). That
+  is within the event's round trip of the worker's clock, and it makes TensorBoard's Relative and
+  Wall axes mean what they say.
+- Nothing is rewritten: a trial's run is appended to as it trains and closed as it ends. A trial
+  that starts again from its first epoch (a retry after a lost worker, a resumed study re-running
+  an interrupted trial) starts its run afresh, as the journal starts its curve afresh (Study.report
+  at epoch 0): no step is written twice.
+- No smoothed staircase: TensorBoard smooths every scalar series (0.6 by default), which draws a
+  best-so-far step as a slow rise. The best so far is therefore the progress picture (an image is
+  never smoothed), with device minutes on its axis (TensorBoard's steps are whole numbers). Drawing
+  takes a few tenths of a second, so it is redrawn at most every DRAW_EVERY times that long.
+- Single values are not one-point curves: a trial's single values are HParams metrics (the table),
+  each at the trial's number, so `trials/*` cards read as one point per trial across the study; the
+  test result, one number for the study, is a text card.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunetorch.history import best_so_far, sign
-from tunetorch.space import Categorical, Float, Int, SearchSpace
+from tunetorch.reports.hparams import GROUP, experiment_proto, session_end, session_start
+from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
-from tunetorch.words import shown_epoch
+from tunetorch.words import shown_epoch, trials_cost_unit
 
-# Small ints get a discrete domain (every value a tick); wider ones an interval.
-MAX_DISCRETE_INT = 16
 IMAGES = ("progress.png", "params.png", "importance.png")
+DRAW_EVERY = 10  # the progress picture is redrawn at most once per 10 times its drawing time
 
 
-def hparam_name(dim) -> str:
-    return f"{dim.name} (log10)" if getattr(dim, "log", False) and isinstance(dim, Float) else dim.name
+def epoch_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """tag -> value for one epoch's metrics: every number but the epoch itself ("seconds", the
+    epoch's duration, as `trial/epoch_seconds`)."""
+    return {
+        f"trial/{'epoch_seconds' if key == 'seconds' else key}": float(value)
+        for key, value in metrics.items()
+        if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
-def hparam_value(dim, value: Any) -> Any:
-    if isinstance(dim, Float) and dim.log:
-        return math.log10(value)
-    if isinstance(dim, Categorical):
-        return value if isinstance(value, (bool, str)) else str(value)
-    return value
-
-
-def display_names(space: SearchSpace) -> dict[str, str]:
-    """Axis labels for the parallel coordinates: the last part of each config path ("lr (log10)" for
-    "optimizer.lr"), the whole path where the last part is not unique. Full names stay the keys."""
-    last = [d.name.rsplit(".", 1)[-1] for d in space.dims]
-    out = {}
-    for d, tail in zip(space.dims, last, strict=True):
-        label = tail if last.count(tail) == 1 else d.name
-        out[d.name] = f"{label} (log10)" if isinstance(d, Float) and d.log else label
+def end_values(trial: Trial, epochs: list[dict], metric: str) -> dict[str, float]:
+    """The trial's single values (its HParams metrics), by tag: what the journal holds for it."""
+    group = GROUP
+    out: dict[str, float] = {}
+    if trial.score is not None:
+        out[f"{group}/{metric}"] = float(trial.score)
+    if trial.best_epoch is not None:
+        out[f"{group}/scored_epoch"] = float(shown_epoch(trial.best_epoch))
+        row = next((e for e in epochs if e["epoch"] == trial.best_epoch), {})
+        if isinstance(row.get("val_loss"), (int, float)):
+            out[f"{group}/val_loss_at_scored_epoch"] = float(row["val_loss"])
+    # A failed trial records no epoch count; what it trained before failing is what the journal holds.
+    out[f"{group}/epochs"] = float(trial.epochs if trial.epochs is not None else len(epochs))
+    if trial.device_seconds is not None:
+        out[f"{group}/device_seconds"] = float(trial.device_seconds)
     return out
 
 
-def metric_tags(metric: str) -> list[tuple[str, str, str]]:
-    """(tag in each trial's run, short name for the HParams axes, description): the HParams metrics."""
-    return [
-        (
-            f"trial/best_{metric}",
-            f"best {metric}",
-            f"best {metric} so far, per epoch (last value: the trial's score)",
-        ),
-        (
-            "trial/val_loss_at_best_epoch",
-            "val_loss at best",
-            "validation loss at the epoch of the running best",
-        ),
-        ("trial/best_epoch", "best epoch", "epoch of the running best (the first epoch is 1)"),
-        ("trial/epochs", "epochs", "epochs trained (fewer for pruned trials)"),
-        ("trial/device_seconds", "device s", "device seconds charged to the trial"),
-        ("trial/test_accuracy", "test accuracy", "test accuracy: only the trial evaluated on the test split"),
-    ]
-
-
-def experiment_proto(space: SearchSpace, metric: str):
-    """The HParams experiment: every dimension with its declared domain, and the metrics."""
-    from tensorboard.plugins.hparams import summary_v2 as hp
-
-    short = display_names(space)
-    hparams = []
-    for d in space.dims:
-        if isinstance(d, Float):
-            lo, hi = (math.log10(d.low), math.log10(d.high)) if d.log else (d.low, d.high)
-            domain = hp.RealInterval(float(lo), float(hi))
-            about = f"log10 of {d.name}, searched on a log scale ({d.low:g}..{d.high:g})" if d.log else ""
-        elif isinstance(d, Int):
-            values = list(range(d.low, d.high + 1))
-            domain = hp.Discrete(values) if len(values) <= MAX_DISCRETE_INT else hp.IntInterval(d.low, d.high)
-            about = f"integer {d.low}..{d.high}" + (" (searched on a log scale)" if d.log else "")
-        else:
-            values = [hparam_value(d, c) for c in d.choices]
-            domain = hp.Discrete(values)
-            about = "one of " + ", ".join(map(str, values))
-        hparams.append(hp.HParam(hparam_name(d), domain, display_name=short[d.name], description=about))
-    metrics = [
-        hp.Metric(tag, display_name=short, description=about) for tag, short, about in metric_tags(metric)
-    ]
-    summary = hp.hparams_config_pb(hparams, metrics)
-    # Every searched dimension varies by design: without `differs`, TensorBoard hides nothing but
-    # marks them "differs: false" and sorts them as if constant.
-    from tensorboard.plugins.hparams import metadata
-
-    exp = metadata.parse_experiment_plugin_data(summary.value[0].metadata.plugin_data.content)
-    for info in exp.hparam_infos:
-        info.differs = True
-    return _plugin_summary(metadata.EXPERIMENT_TAG, experiment=exp)
-
-
-def _plugin_summary(tag: str, **plugin_data):
-    from tensorboard.compat.proto import summary_pb2
-    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
-
-    summary = summary_pb2.Summary()
-    summary.value.add(
-        tag=tag,
-        metadata=metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(**plugin_data)),
-        tensor=metadata.NULL_TENSOR,
-    )
-    return summary
-
-
-def session_protos(trial: Trial, space: SearchSpace | None, start: float):
-    """The trial's HParams session: its parameters (start) and its end status."""
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-    from tensorboard.plugins.hparams import summary_v2 as hp
-
-    dims = {d.name: d for d in space.dims} if space is not None else {}
-    values = {}
-    for name, value in trial.params.items():
-        d = dims.get(name)
-        if d is not None:
-            values[hparam_name(d)] = hparam_value(d, value)
-        else:
-            values[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    status = {
-        TrialState.COMPLETE: api_pb2.STATUS_SUCCESS,
-        TrialState.FAIL: api_pb2.STATUS_FAILURE,
-        TrialState.RUNNING: api_pb2.STATUS_RUNNING,
-    }.get(trial.state, api_pb2.STATUS_UNKNOWN)
-    started = hp.hparams_pb(values, trial_id=f"trial {trial.number:04d}", start_time_secs=start)
-    ended = _plugin_summary(
-        metadata.SESSION_END_INFO_TAG,
-        session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time()),
-    )
-    return started, ended
-
-
-def trial_curves(
-    epochs: Sequence[Mapping[str, Any]], metric: str, direction: str, score: float | None
-) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(epoch, value)]: every numeric epoch metric, and the running best with the validation
-    loss and epoch it was reached at. The last running-best value is the trial's own score.
-    `epochs`: the journal's rows (0-based "epoch"); steps and best-epoch values are 1-based."""
-    s = sign(direction)
-    out: dict[str, list[tuple[int, float]]] = {}
-    best = best_epoch = loss_at_best = None
-    for e in epochs:
-        step = shown_epoch(e["epoch"])
-        for key, value in e.items():
-            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.setdefault(f"trial/{'epoch_seconds' if key == 'seconds' else key}", []).append(
-                    (step, float(value))
-                )
-        value = e.get(metric)
-        if (
-            isinstance(value, (int, float))
-            and math.isfinite(value)
-            and (best is None or s * value > s * best)
-        ):
-            best, best_epoch, loss_at_best = float(value), step, e.get("val_loss")
-        if best is not None:
-            out.setdefault(f"trial/best_{metric}", []).append((step, best))
-            out.setdefault("trial/best_epoch", []).append((step, float(best_epoch)))
-            if loss_at_best is not None:
-                out.setdefault("trial/val_loss_at_best_epoch", []).append((step, float(loss_at_best)))
-    if score is not None and epochs:
-        # trainer.score=last scores the last epoch, not the best one: the curve ends on the score.
-        last = shown_epoch(epochs[-1]["epoch"])
-        out.setdefault(f"trial/best_{metric}", []).append((last, float(score)))
-    return out
+def journaled(trial: Trial, epoch: int) -> bool:
+    """Whether the study recorded this epoch: the trial is running, or was pruned at this epoch."""
+    if trial.state == TrialState.RUNNING:
+        return True
+    return trial.state == TrialState.PRUNED and trial.epochs == epoch + 1
 
 
 class TensorBoardLog:
-    """Write a study's TensorBoard as it runs. Calls, in order: `trial()` as each trial finishes,
-    `test_result()` after the one test evaluation, `images()` after write_reports, `close()`."""
+    """Write a study's TensorBoard as it runs. Calls: `epoch()` as each epoch's event arrives,
+    `trial()` as each trial finishes, `test_result()` after the one test evaluation, `images()`
+    after write_reports, `close()`. Opening it again on the same study (a resume, `evaluate`)
+    appends: the HParams experiment is written once."""
 
     def __init__(
         self,
@@ -219,49 +105,86 @@ class TensorBoardLog:
         self.root = self.study_dir / "tb"
         self.space, self.metric, self.direction = space, metric, direction
         self.strategy_internals = strategy_internals
+        new = not any((self.root / "study").glob("events.out.tfevents.*"))
         self.study = SummaryWriter(str(self.root / "study"))
         self._strategy = None
-        self._last_ms = -1
-        if space is not None:
+        self._runs: dict[int, Any] = {}  # trial number -> the writer of its run, while it trains
+        self._drawn_at, self._draw_seconds = -float("inf"), 0.0
+        if space is not None and new:
             self.study.file_writer.add_summary(experiment_proto(space, metric))
             self.study.flush()
 
+    def _run(self, number: int) -> Path:
+        return self.root / f"trial_{number:04d}"
+
+    # --- as epochs arrive ---------------------------------------------------------------------
+    def epoch(self, trial: Trial | None, metrics: Mapping[str, Any], wall_time: float | None = None) -> None:
+        """One epoch of `trial` (`metrics`: the event's payload, with its 0-based "epoch"), stamped
+        `wall_time` (default: now, as the event reaches the tuner). Epochs the study did not record
+        (a trial it no longer runs) are left out, as the journal leaves them out."""
+        if (
+            trial is None
+            or not isinstance(metrics.get("epoch"), int)
+            or not journaled(trial, metrics["epoch"])
+        ):
+            return
+        now = time.time() if wall_time is None else wall_time
+        writer = self._runs.get(trial.number)
+        if metrics["epoch"] == 0 or writer is None:
+            if metrics["epoch"] == 0:  # its first epoch, or a new attempt's: the run starts afresh
+                if writer is not None:
+                    writer.close()
+                shutil.rmtree(self._run(trial.number), ignore_errors=True)
+            fresh = not self._run(trial.number).exists()
+            writer = self._runs[trial.number] = self._writer_cls(str(self._run(trial.number)))
+            if fresh:
+                start = now - float(metrics.get("seconds") or 0.0)
+                writer.file_writer.add_summary(session_start(trial, self.space, start))
+        for tag, value in epoch_scalars(metrics).items():
+            writer.add_scalar(tag, value, shown_epoch(metrics["epoch"]), walltime=now)
+        writer.flush()
+
     # --- as trials finish -------------------------------------------------------------------
     def trial(self, trial: Trial, epochs: list[dict], trials: list[Trial]) -> None:
-        run = self.root / f"trial_{trial.number:04d}"
-        shutil.rmtree(run, ignore_errors=True)  # a re-run trial (after a resume) starts afresh
-        with self._writer_cls(str(run)) as w:
-            curves = trial_curves(epochs, self.metric, self.direction, trial.score)
-            for tag, points in curves.items():
-                for step, value in points:
-                    w.add_scalar(tag, value, step)
-            last = shown_epoch(epochs[-1]["epoch"]) if epochs else 0
-            # A failed trial records no epochs; what it trained before failing is what the journal holds.
-            w.add_scalar("trial/epochs", trial.epochs if trial.epochs is not None else len(epochs), last)
-            if trial.device_seconds is not None:
-                w.add_scalar("trial/device_seconds", trial.device_seconds, last)
-            start = time.time() - (trial.wall_seconds or 0.0)
-            for proto in session_protos(trial, self.space, start):
-                w.file_writer.add_summary(proto)
-        self._study_cards(trial, trials)
+        """`trial` has finished (`epochs`: its journal rows, `trials`: the study's): its single
+        values and its end, then the study's cards."""
+        now = time.time()
+        writer = self._runs.pop(trial.number, None)
+        if writer is None:  # nothing of it was written live: it failed before its first epoch
+            fresh = not self._run(trial.number).exists()
+            writer = self._writer_cls(str(self._run(trial.number)))
+            if fresh:
+                start = now - float(trial.wall_seconds or 0.0)
+                writer.file_writer.add_summary(session_start(trial, self.space, start))
+                for row in epochs:
+                    for tag, value in epoch_scalars(row).items():
+                        writer.add_scalar(tag, value, shown_epoch(row["epoch"]), walltime=now)
+        for tag, value in end_values(trial, epochs, self.metric).items():
+            writer.add_scalar(tag, value, trial.number, walltime=now)
+        writer.file_writer.add_summary(session_end(trial))
+        writer.close()
+        if trial.score is not None:
+            self.study.add_scalar(f"study/trial_{self.metric}", trial.score, trial.number, walltime=now)
+        self._draw_progress(trials)
         self._strategy_internals(trial)
         self.study.flush()
 
-    def _study_cards(self, trial: Trial, trials: list[Trial]) -> None:
-        curve = best_so_far(trials, self.direction)
-        point = next((c for c in curve if c[2] == trial.number), None)
-        if point is None:
+    def _draw_progress(self, trials: list[Trial]) -> None:
+        """progress.png's picture, drawn from `trials` now, unless it was drawn very lately."""
+        began = time.monotonic()
+        if began - self._drawn_at < DRAW_EVERY * self._draw_seconds:
             return
-        minutes, best, _ = point
-        m = self.metric
-        self.study.add_scalar(f"study/best_{m}_by_trial", best, trial.number)
-        # Milliseconds of device time, strictly increasing: every trial is its own point.
-        ms = max(int(round(minutes * 60_000)), self._last_ms + 1)
-        self._last_ms = ms
-        self.study.add_scalar(f"study/best_{m}_by_device_ms", best, ms)
-        self.study.add_scalar("study/device_minutes_by_trial", minutes, trial.number)
-        if trial.score is not None:
-            self.study.add_scalar(f"study/trial_{m}", trial.score, trial.number)
+        import numpy as np
+
+        from tunetorch.reports.plots import progress_figure
+
+        done = [t for t in trials if t.finished]
+        fig = progress_figure(done, unit=trials_cost_unit(done), direction=self.direction, metric=self.metric)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        self.study.add_image("study/progress", pixels, len(done), dataformats="HWC")
+        self._drawn_at = time.monotonic()
+        self._draw_seconds = self._drawn_at - began
 
     def _strategy_internals(self, trial: Trial) -> None:
         if not self.strategy_internals:
@@ -292,12 +215,7 @@ class TensorBoardLog:
         val_accuracy: float | None = None,
         n_trials: int | None = None,
     ) -> None:
-        """The one test evaluation: a flat line across the trials (a labelled level, not a lone dot),
-        a text card saying what it is, and `trial/test_accuracy` in the evaluated trial's run."""
-        last = max(n_trials - 1 if n_trials else trial, trial, 1)
-        for step in (0, last):
-            self.study.add_scalar("study/test_accuracy_of_best_trial", accuracy, step)
-            self.study.add_scalar("study/test_loss_of_best_trial", loss, step)
+        """The one test evaluation, a single value: a text card saying what it is (not a lone dot)."""
         from tunetorch.reports.summary import optimism_reading
 
         text = f"**test accuracy {accuracy:.4f}** (loss {loss:.4f}) of trial {trial}, evaluated once"
@@ -309,10 +227,8 @@ class TensorBoardLog:
                 f"test) {gap:+.4f}: {reading}"
             )
         text += "."
-        self.study.add_text("study/test_result", text, last)
+        self.study.add_text("study/test_result", text, max(n_trials or 0, trial))
         self.study.flush()
-        with self._writer_cls(str(self.root / f"trial_{trial:04d}")) as w:
-            w.add_scalar("trial/test_accuracy", accuracy, 0)
 
     def images(self, step: int | None = None) -> None:
         """progress.png, params.png and importance.png from the study directory, as image cards."""
@@ -328,42 +244,11 @@ class TensorBoardLog:
         self.study.flush()
 
     def close(self) -> None:
+        """Close every writer. A trial still open (the study was interrupted) keeps what it wrote,
+        with no end: a resume runs it again from its first epoch, in a fresh run."""
+        for writer in self._runs.values():
+            writer.close()
+        self._runs.clear()
         self.study.close()
         if self._strategy is not None:
             self._strategy.close()
-
-
-def replay(study_dir: Path, journal, strategy_internals: bool = False) -> None:
-    """Rebuild study_dir/tb from the journal, as if the study had been logged live (a study made
-    before this layout, or a tb/ that was deleted)."""
-    from tunetorch.reports.meta import study_meta
-
-    study_dir = Path(study_dir)
-    meta = study_meta(journal)
-    shutil.rmtree(study_dir / "tb", ignore_errors=True)
-    log = TensorBoardLog(
-        study_dir,
-        space=meta.space,
-        metric=meta.metric,
-        direction=meta.direction,
-        strategy_internals=strategy_internals,
-    )
-    trials = journal.trials()
-    seen: list[Trial] = []
-    for t in sorted(trials, key=lambda t: t.number):
-        seen.append(t)
-        if t.finished:
-            log.trial(t, journal.epochs(t.number), list(seen))
-    evaluations = [e for e in journal.evaluations() if e.get("accuracy") is not None]
-    if evaluations:
-        e = evaluations[-1]
-        val = next((t.score for t in trials if t.number == e["trial"]), None)
-        log.test_result(
-            e["accuracy"],
-            e["loss"],
-            e["trial"],
-            val_accuracy=val if meta.metric == "val_accuracy" else None,
-            n_trials=len(trials),
-        )
-    log.images(sum(t.finished for t in trials))
-    log.close()
