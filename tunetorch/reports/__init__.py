@@ -1,12 +1,13 @@
 """What the user reads, derived from the journal alone.
 
 `write_reports(study_dir, journal)` rebuilds summary.json, trials.csv, progress.png, params.png,
-importance.png and index.html at any time; TensorBoard is written live as trials finish
+importance.png and index.html at any time; TensorBoard is written live, epoch by epoch
 (`TensorBoardLog`), so a running study can be watched.
 
     summary.py      summary.json, trials.csv          importance.py  which parameters mattered
     plots.py        the PNGs                          html.py        index.html
     tensorboard.py  tb/ (study, trials, strategy)     terminal.py    text the terminal prints
+    hparams.py      TensorBoard's HParams (experiment, sessions)
 """
 
 from __future__ import annotations
