@@ -8,6 +8,10 @@ carries them as the package data `tunetorch/conf/` (pyproject maps one onto the 
 user's `--config-dir DIR` (or `hydra.searchpath=[...]`) adds their own groups and options
 beside ours: `--config-dir conf model=my_net`.
 
+Group choices follow the defaults list (as_hydra): `strategy`, `scheduler` and the race's
+`landscape` are entries of it, null until chosen, so `strategy=bayes` (or `+strategy=bayes`,
+taken the same) chooses one and `landscape=null` none.
+
 Exit status: 0 done; 2 bad input (one line naming the key, the value and what is allowed;
 nothing written); 1 a fault of the environment (disk, permissions) or a study that stopped on
 failures; 130 interrupted.
