@@ -8,11 +8,14 @@ status 2, and no study directory.
   model, optimiser and loss argument is built at its low and high (or each choice) first
 - a user's data module whose splits have more inputs than labels, or a Dataset whose len()
   overstates it
+- a mistyped key in any section (`model.dropuot=0.2`): the nearest key of the config as composed
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -266,3 +269,100 @@ def test_the_user_project_runs_when_nothing_is_wrong(user_project, tmp_path):
     """The fixture itself is sound: the refusals above come from the one bad value each."""
     out = run_user(user_project, tmp_path / "study", "budget.n_trials=1", "study.evaluate=false")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- a mistyped key, in whichever section: the nearest key, one line ---------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model.dropuot=0.2"], "model.dropuot: no such key in the config (did you mean model.dropout?)"),
+        (
+            ["model=cnn", "model.chanels=8"],
+            "model.chanels: no such key in the config (did you mean model.channels?)",
+        ),
+        (["modle.dropout=0.2"], "modle.dropout: no such key in the config (did you mean model.dropout?)"),
+        (
+            ["dataset=mnist", "dataset.rot=x"],
+            "dataset.rot: no such key in the config (did you mean dataset.root?)",
+        ),
+        (["optimizer.lrr=0.1"], "optimizer.lrr: no such key in the config (did you mean optimizer.lr?)"),
+        (
+            ["lr_scheduler=cosine", "lr_scheduler.eta_mn=0"],
+            "lr_scheduler.eta_mn: no such key in the config (did you mean lr_scheduler.eta_min?)",
+        ),
+        (
+            ["loss.label_smothing=0.1"],
+            "loss.label_smothing: no such key in the config (did you mean loss.label_smoothing?)",
+        ),
+        (["budget.n_trial=3"], "budget.n_trial: no such key in the config (did you mean budget.n_trials?)"),
+        (
+            ["tuner.ray.adress=auto"],
+            "tuner.ray.adress: no such key in the config (did you mean tuner.ray.address?)",
+        ),
+        (["study.sed=1"], "study.sed: no such key in the config (did you mean study.seed?)"),
+        (
+            ["report.strategy_internal=true"],
+            "report.strategy_internal: no such key in the config (did you mean report.strategy_internals?)",
+        ),
+        (
+            ["+strategy=grid", "strategy.resolutoin=2"],
+            "strategy.resolutoin: no such key in the config (did you mean strategy.resolution?)",
+        ),
+        (
+            ["scheduler=asha", "scheduler.etaa=2"],
+            "scheduler.etaa: no such key in the config (did you mean scheduler.eta?)",
+        ),
+        (
+            ["strategy.resolution=2"],
+            "strategy.resolution: no such key in the config "
+            "(no strategy is chosen; choose one first: strategy=NAME)",
+        ),
+        # a group's option: the groups that have it are named
+        (
+            ["scheduler=onecycle"],
+            "scheduler: 'onecycle' is not one of asha, hyperband, median, none, null; "
+            "did you mean lr_scheduler=onecycle?",
+        ),
+        (["model=digits"], "model: 'digits' is not one of cnn, mlp, resnet18; did you mean dataset=digits?"),
+    ],
+    ids=lambda a: a[-1] if isinstance(a, list) else None,
+)
+def test_a_mistyped_key_names_the_nearest_one(args, message, tmp_path):
+    study_dir = tmp_path / "study"
+    assert_refused(run_tune(*SHRINK, f"study.dir={study_dir}", *args), study_dir, message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["race.strategy=[grid]"],
+            "race.strategy: no such key in the config (did you mean race.strategies?)",
+        ),
+        (
+            ["landscape=bumpy", "landscape.noize=0.1"],
+            "landscape.noize: no such key in the config (did you mean landscape.noise?)",
+        ),
+        (
+            ["landscape=bumpy", "landscape.curve.rat=2"],
+            "landscape.curve.rat: no such key in the config (did you mean landscape.curve.rate?)",
+        ),
+        (
+            ["landscape.noise=0.1"],
+            "landscape.noise: no such key in the config "
+            "(no landscape is chosen; choose one first: landscape=NAME)",
+        ),
+        (["landscape=bumpi"], "landscape: 'bumpi' is not one of bumpy, smooth, null"),
+    ],
+    ids=lambda a: a[-1] if isinstance(a, list) else None,
+)
+def test_a_mistyped_race_key_names_the_nearest_one(args, message, tmp_path):
+    race_dir = tmp_path / "race"
+    out = subprocess.run(
+        [sys.executable, "-m", "tunetorch.race", f"study.dir={race_dir}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
+    )
+    assert_refused(out, race_dir, message)

@@ -8,6 +8,10 @@ carries them as the package data `tunetorch/conf/` (pyproject maps one onto the 
 user's `--config-dir DIR` (or `hydra.searchpath=[...]`) adds their own groups and options
 beside ours: `--config-dir conf model=my_net`.
 
+Group choices follow the defaults list (as_hydra): `strategy`, `scheduler` and the race's
+`landscape` are entries of it, null until chosen, so `strategy=bayes` (or `+strategy=bayes`,
+taken the same) chooses one and `landscape=null` none.
+
 Exit status: 0 done; 2 bad input (one line naming the key, the value and what is allowed;
 nothing written); 1 a fault of the environment (disk, permissions) or a study that stopped on
 failures; 130 interrupted.
@@ -22,13 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tunetorch.errors import EnvironmentFault, UsageError, did_you_mean
+from tunetorch.errors import EnvironmentFault, UsageError, nearest
 
 USAGE = (
     "usage: python -m tunetorch.{name} [--config-dir DIR] [--cfg] [key=value | group=option | +key=value ...]"
 )
-# Groups chosen with `+group=NAME` because they are not in the defaults list; `group=NAME` works too.
-OPTIONAL_GROUPS = ("strategy", "scheduler")
 
 
 def conf_dir() -> Path:
@@ -104,49 +106,27 @@ def parse_argv(config_name: str, argv: list[str]) -> tuple[Path | None, list[str
         elif arg.startswith("-"):
             raise UsageError(f"{arg}: not an option; {USAGE.format(name=config_name)}")
         else:
-            overrides.append(_plus_for_optional_group(arg))
+            overrides.append(arg)
     return user_dir, overrides, show
-
-
-def _plus_for_optional_group(arg: str) -> str:
-    m = re.fullmatch(r"(\+{0,2})(\w+)=(.*)", arg)
-    if not m:
-        return arg
-    prefix, group, value = m.groups()
-    if group == "scheduler" and value in _options("lr_scheduler") and value not in _options("scheduler"):
-        raise UsageError(
-            f"scheduler: {value!r} is a learning-rate schedule; choose it with lr_scheduler={value} "
-            f"(scheduler= chooses early stopping: {', '.join(_options('scheduler'))})"
-        )
-    if group in OPTIONAL_GROUPS and not prefix:
-        return "+" + arg  # not in the defaults list, so Hydra needs the plus
-    return arg
-
-
-def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
 
 
 def compose(config_name: str, overrides: list[str], user_dir: Path | None = None) -> Any:
     """The composed, resolved config. Hydra's errors become one line naming the key."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = [_option_as_name(o, [conf_dir(), user_dir]) for o in overrides]
-    if user_dir is not None:
-        overrides = [f"hydra.searchpath=[file://{user_dir}]", *overrides]
+    dirs = [d for d in (conf_dir(), user_dir) if d is not None]
+    defaults = default_choices(config_name)
+    overrides = as_hydra(overrides, dirs, defaults)
     try:
-        with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name=config_name):
-            cfg = hydra_compose(config_name, overrides=overrides)
+        cfg = _hydra_compose(config_name, overrides, user_dir)
     except MissingConfigException as e:
-        raise UsageError(_missing_option(e)) from None
+        raise UsageError(_missing_option(e, dirs, defaults)) from None
     except OverrideParseException as e:
         raise UsageError(f"override: cannot be read ({_first_line(e)}); write key=value") from None
     except HydraException as e:
-        raise UsageError(_composition_error(e)) from None
+        raise UsageError(_composition_error(e, config_name, overrides, user_dir)) from None
     except OmegaConfBaseException as e:
         raise UsageError(_omegaconf_error(e)) from None
     try:
@@ -156,28 +136,85 @@ def compose(config_name: str, overrides: list[str], user_dir: Path | None = None
     return cfg
 
 
-def _option_as_name(override: str, conf_dirs: list[Path | None]) -> str:
-    """`model=1`, `dataset=nan`, `model=null`: a group's option names a file (1.yaml), so a value
-    YAML would read as a number, a boolean or null is passed to Hydra quoted, as the name it is."""
+def _hydra_compose(config_name: str, overrides: list[str], user_dir: Path | None) -> Any:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    if user_dir is not None:
+        overrides = [f"hydra.searchpath=[file://{user_dir}]", *overrides]
+    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name=config_name):
+        return hydra_compose(config_name, overrides=overrides)
+
+
+def default_choices(config_name: str) -> dict[str, str | None]:
+    """The groups of a primary config's defaults list (and of the configs it includes, as race.yaml
+    includes tune.yaml) -> the option chosen when the command line chooses none (None: `null`)."""
+    from omegaconf import OmegaConf
+
+    out: dict[str, str | None] = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(conf_dir() / f"{config_name}.yaml")).get(
+        "defaults", []
+    ):
+        if isinstance(entry, str):
+            if entry != "_self_":
+                out.update(default_choices(entry))
+            continue
+        for key, option in entry.items():
+            out[key.split()[-1]] = option  # "optional landscape" -> landscape
+    return out
+
+
+def as_hydra(overrides: list[str], conf_dirs: list[Path], defaults: dict[str, str | None]) -> list[str]:
+    """The command line's overrides as Hydra takes them; a group choice is read by Hydra's own
+    parser and follows the defaults list, so no group is named here:
+
+    - a group's option names a file (`model=1` is 1.yaml): a value YAML would read as a number, a
+      boolean or null is passed quoted, as the name it is (`lr_scheduler=null` is refused by name);
+    - `+group=NAME` for a group the defaults list has is `group=NAME`: Hydra refuses a `+` for an
+      entry it already has ("Multiple values"), and `+strategy=bayes` is the spelling the project
+      has always documented, beside `strategy=bayes`;
+    - `group=null` for a group whose default is null (`strategy`, `scheduler`, the race's
+      `landscape`) chooses none, as the default does: Hydra takes no null choice, so the group's
+      choices up to it are left out (the last choice wins, as in Hydra).
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    if "=" not in override:
-        return override
-    try:
-        parsed = OverridesParser.create().parse_override(override)
-    except HydraException as e:
-        raise UsageError(f"{override}: cannot be read ({_first_line(e)}); write key=value") from None
-    group = [d / parsed.key_or_group for d in conf_dirs if d is not None]
-    is_group = any(g.is_dir() for g in group)
-    if is_group and isinstance(parsed.value(), (list, dict)):
-        options = sorted({f.stem for g in group if g.is_dir() for f in g.glob("*.yaml")})
-        value = override.partition("=")[2]
-        raise UsageError(f"{parsed.key_or_group}: {value} must be one option, one of {', '.join(options)}")
-    if not is_group or not isinstance(parsed.value(), (bool, int, float, type(None))):
-        return override
-    left, _, option = override.partition("=")
-    return f"{left}='{option.strip()}'"
+    parser = OverridesParser.create()
+    out: list[tuple[str | None, str]] = []  # (the group chosen, or None; the override)
+    for override in overrides:
+        if "=" not in override:
+            out.append((None, override))
+            continue
+        try:
+            parsed = parser.parse_override(override)
+        except HydraException as e:
+            raise UsageError(f"{override}: cannot be read ({_first_line(e)}); write key=value") from None
+        group = parsed.key_or_group
+        if parsed.is_delete() or not any((d / group).is_dir() for d in conf_dirs):
+            out.append((None, override))
+            continue
+        value = parsed.value()
+        if isinstance(value, (list, dict)):
+            options = _options(group, conf_dirs, defaults)
+            raise UsageError(f"{group}: {override.partition('=')[2]} must be one option, one of {options}")
+        chosen = group if parsed.package is None and group in defaults else None
+        if value is None and chosen and defaults[group] is None:
+            out = [o for o in out if o[0] != group]
+            continue
+        left, _, option = override.partition("=")
+        if chosen and parsed.is_add():
+            left = left[1:]
+        if isinstance(value, (bool, int, float, type(None))):
+            option = f"'{option.strip()}'"
+        out.append((chosen, f"{left}={option}"))
+    return [o for _, o in out]
+
+
+def _options(group: str, conf_dirs: list[Path], defaults: dict[str, str | None]) -> str:
+    """A group's options for a message: its files, and null where the defaults list has it null."""
+    names = sorted({f.stem for d in conf_dirs if (d / group).is_dir() for f in (d / group).glob("*.yaml")})
+    return ", ".join([*names, *(["null"] if group in defaults and defaults[group] is None else [])])
 
 
 def _unresolvable(node: Any, prefix: str = "") -> str | None:
@@ -199,22 +236,27 @@ def _unresolvable(node: Any, prefix: str = "") -> str | None:
     return None
 
 
-def _missing_option(e: Any) -> str:
+def _missing_option(e: Any, conf_dirs: list[Path], defaults: dict[str, str | None]) -> str:
+    """'scheduler: 'onecycle' is not one of asha, ..., null; did you mean lr_scheduler=onecycle?':
+    an option of another group is named there (`scheduler` early stopping, `lr_scheduler` the
+    learning-rate schedule, are easily taken for each other)."""
     missing = str(getattr(e, "missing_cfg_file", "") or "")
-    options = sorted(getattr(e, "options", None) or [])
-    if "/" in missing:
-        group, option = missing.rsplit("/", 1)
-        allowed = ", ".join(options) if options else "none found"
-        return f"{group}: {option!r} is not one of {allowed}"
-    return _first_line(e)
+    if "/" not in missing:
+        return _first_line(e)
+    group, option = missing.rsplit("/", 1)
+    allowed = _options(group, conf_dirs, defaults) or "none found"
+    groups = {g for d in conf_dirs for g in d.iterdir() if g.is_dir()}
+    elsewhere = sorted({g.name for g in groups if (g / f"{option}.yaml").is_file()} - {group})
+    hint = f"; did you mean {elsewhere[0]}={option}?" if elsewhere else ""
+    return f"{group}: {option!r} is not one of {allowed}{hint}"
 
 
-def _composition_error(e: Exception) -> str:
+def _composition_error(e: Exception, config_name: str, overrides: list[str], user_dir: Path | None) -> str:
     text = str(e)
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
         key = m.group(1)
-        return f"{key}: no such key in the config{_suggest(key)}"
+        return f"{key}: no such key in the config{_suggest(key, config_name, overrides, user_dir)}"
     m = re.search(r"Could not append to config. An item is already at '([^']+)'", text)
     if m:
         return f"{m.group(1)}: already in the config; set it without the +"
@@ -227,18 +269,34 @@ def _omegaconf_error(e: Any) -> str:
     return f"{key}: {msg}" if key else msg
 
 
-def _suggest(key: str) -> str:
-    """' (did you mean trainer.epochs?)' for a mistyped key of tunetorch's own config."""
+def _suggest(key: str, config_name: str, overrides: list[str], user_dir: Path | None) -> str:
+    """' (did you mean model.dropout?)' for a mistyped key, in whichever section: the config these
+    overrides compose, less the ones that set keys (the typo among them), is walked one key at
+    a time, a missing one replaced by the nearest of its siblings (the one rule, errors.nearest).
+    A key under a group that is null until chosen says so (`strategy.resolution` before
+    `strategy=grid`)."""
     from omegaconf import OmegaConf
 
-    known = _leaf_keys(OmegaConf.to_container(OmegaConf.load(conf_dir() / "tune.yaml")))
-    return did_you_mean(key, known, cutoff=0.7)
-
-
-def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict):
-        return [prefix.rstrip(".")]
-    return [k for key, v in node.items() if key != "defaults" for k in _leaf_keys(v, f"{prefix}{key}.")]
+    group = key.split(".")[0]
+    if default_choices(config_name).get(group, "") is None and not any(
+        o.lstrip("+").startswith(f"{group}=") for o in overrides
+    ):
+        return f" (no {group} is chosen; choose one first: {group}=NAME)"
+    try:
+        lefts = [o.partition("=")[0].lstrip("+") for o in overrides]
+        choices = [o for o, left in zip(overrides, lefts, strict=True) if "." not in left and left != key]
+        node = _hydra_compose(config_name, choices, user_dir)
+    except Exception:  # noqa: BLE001 - a suggestion is a courtesy; the refusal stands without it
+        return ""
+    path = []
+    for part in key.split("."):
+        siblings = [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
+        close = part if part in siblings else nearest(part, siblings)
+        if close is None:
+            return ""
+        path.append(close)
+        node = node._get_node(close)
+    return f" (did you mean {'.'.join(path)}?)" if path != key.split(".") else ""
 
 
 def _first_line(e: BaseException) -> str:

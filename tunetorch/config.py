@@ -41,24 +41,15 @@ class Plan:
     scheduler_options: dict[str, Any] = field(default_factory=dict)
 
 
-def fill_defaults(cfg: Any, conf: Path) -> tuple[Any, bool]:
-    """The config with a strategy (random when none was given; True then) and a scheduler."""
-    from omegaconf import OmegaConf, open_dict
+def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
+    """Check the whole config; returns the plan. Raises UsageError naming the first bad key.
 
-    defaulted = False
-    with open_dict(cfg):
-        if cfg.get("strategy") is None:
-            cfg.strategy = OmegaConf.load(conf / "strategy" / f"{DEFAULT_STRATEGY}.yaml")
-            defaulted = True
-        if cfg.get("scheduler") is None and (conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml").is_file():
-            cfg.scheduler = OmegaConf.load(conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml")
-    return cfg, defaulted
-
-
-def check(cfg: Any, conf: Path, defaulted: bool = False, extra_sections: tuple[str, ...] = ()) -> Plan:
-    """Check the whole config; returns the plan. Raises UsageError naming the first bad key."""
+    `strategy` and `scheduler` are null in the defaults list (conf/tune.yaml) until one is chosen;
+    a null one is filled in here with what runs (random search, said to be the default; no early
+    stopping), so that the study's record (its identity, config.yaml) names them."""
     from omegaconf import OmegaConf
 
+    defaulted = _fill_unchosen(cfg, conf)
     _known_keys(cfg, conf, extra_sections)
     _positive_int(cfg, "trainer.epochs")
     _positive_int(cfg, "trainer.batch_size")
@@ -155,6 +146,19 @@ def flatten_space(node: Any, prefix: str = "") -> dict[str, Any]:
                 f"space.{path}: {value!r} is not a dimension; give {{type: float | int | categorical, ...}}"
             )
     return out
+
+
+def _fill_unchosen(cfg: Any, conf: Path) -> bool:
+    """strategy and scheduler where none was chosen; True when no strategy was."""
+    from omegaconf import OmegaConf, open_dict
+
+    defaulted = cfg.get("strategy") is None
+    with open_dict(cfg):
+        if defaulted:
+            cfg.strategy = OmegaConf.load(conf / "strategy" / f"{DEFAULT_STRATEGY}.yaml")
+        if cfg.get("scheduler") is None and (conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml").is_file():
+            cfg.scheduler = OmegaConf.load(conf / "scheduler" / f"{DEFAULT_SCHEDULER}.yaml")
+    return defaulted
 
 
 # --- tunetorch's own keys -------------------------------------------------------------------

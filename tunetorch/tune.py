@@ -35,8 +35,7 @@ def main() -> None:
 def run(cfg: Any) -> int:
     # The config first, before torch is imported: bad input is refused in a fraction of a second.
     conf = cli.conf_dir()
-    cfg, defaulted = config.fill_defaults(cfg, conf)
-    plan = config.check(cfg, conf, defaulted)
+    plan = config.check(cfg, conf)  # a strategy or scheduler not chosen is filled in: random, none
     if cfg.tuner.backend == "local":  # (a Ray cluster's slots are known once it is reached)
         from tunetorch.executors.local import slot_devices
 
@@ -55,7 +54,7 @@ def run(cfg: Any) -> int:
     study_dir = Path(cfg.study.dir)
     with StudyLock(study_dir, create=True):
         try:
-            return _run_locked(cfg, plan, defaulted)
+            return _run_locked(cfg, plan)
         except OSError as e:  # a full disk, a folder made read-only mid-run: the environment's
             if os.environ.get("TUNETORCH_DEBUG") == "1":
                 raise
@@ -73,7 +72,7 @@ def _devices(cfg: Any) -> Any:
     return cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices)
 
 
-def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
+def _run_locked(cfg: Any, plan: Any) -> int:
     from omegaconf import OmegaConf
 
     from tunetorch.budget import Budget

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from tunetorch import cli, identity
 from tunetorch.budget import Budget
+from tunetorch.errors import UsageError
 from tunetorch.race.plan import (
     DEFAULT_STRATEGIES,
     LANDSCAPE_DIMS,
@@ -33,31 +33,20 @@ from tunetorch.words import count, trials_cost_unit
 
 
 def main() -> None:
-    argv = _without_null_landscape(sys.argv[1:])
-    for arg in argv:
-        m = re.fullmatch(r"\+{0,2}landscape=(.*)", arg)
-        if m:  # an optional group: Hydra would silently train for real on a misspelt landscape
-            options = sorted(p.stem for p in (cli.conf_dir() / "landscape").glob("*.yaml"))
-            if m.group(1) not in (*options, "null"):
-                cli.fail(
-                    f"landscape: {m.group(1)!r} is not one of {', '.join(options)}, null (train for real)"
-                )
-        if re.fullmatch(r"[+~]{0,2}(strategy|scheduler)([.=].*)?", arg):
-            cli.fail(
-                f"{arg.split('=')[0].lstrip('+~')}: the race runs every entry of race.strategies; "
-                f"choose them with race.strategies={DEFAULT_STRATEGIES}, options with race.options.NAME.KEY=V"
+    cli.main("race", _run_unless_a_strategy_is_chosen)
+
+
+def _run_unless_a_strategy_is_chosen(cfg: Any) -> int:
+    """The race runs every entry of race.strategies, so a strategy or scheduler of tune.yaml's
+    defaults list, null unless chosen (`strategy=grid`, `+scheduler=asha`, `+strategy.x=1`), is
+    refused rather than silently left out."""
+    for group in ("strategy", "scheduler"):
+        if cfg.get(group) is not None:
+            raise UsageError(
+                f"{group}: the race runs every entry of race.strategies; choose them with "
+                f"race.strategies={DEFAULT_STRATEGIES}, options with race.options.NAME.KEY=V"
             )
-    cli.main("race", run, argv)
-
-
-def _without_null_landscape(argv: list[str]) -> list[str]:
-    """`landscape=null` (train for real, as when no landscape is given) as Hydra can take it:
-    Hydra refuses a null group override, so the landscape choices are left out, falling back
-    to the default, null. The last choice wins, as in Hydra."""
-    choices = [i for i, a in enumerate(argv) if re.fullmatch(r"\+{0,2}landscape=.*", a)]
-    null = {i for i in choices if argv[i].split("=", 1)[1] == "null"}
-    drop = set(choices) if choices and choices[-1] in null else null  # a later choice overrides it
-    return [a for i, a in enumerate(argv) if i not in drop]
+    return run(cfg)
 
 
 def run(cfg: Any) -> int:
