@@ -193,8 +193,8 @@ def setup(args, seed: int, device: str):
         *args.overrides,
     ]
     conf = cli.conf_dir()
-    cfg, defaulted = config.fill_defaults(cli.compose("tune", overrides), conf)
-    plan = config.check(cfg, conf, defaulted)
+    cfg = cli.compose("tune", overrides)
+    plan = config.check(cfg, conf)
     data = build.data_module(cfg).fit(seed, device)
     if args.train_subset:
         data = train_subset(data, args.train_subset, seed)

@@ -586,7 +586,7 @@ def test_a_race_with_no_budget_given_runs_the_default_20_trials_and_says_so(tmp_
         (["budget.n_trials=0"], "budget.n_trials: 0"),
         # a hostile user: every option of the race, the landscape and the schedulers, mistyped
         (["landscape=nosuch"], "landscape: 'nosuch' is not one of bumpy, smooth, null"),
-        (["landscape=[bumpy]"], "landscape: '[bumpy]' is not one of bumpy, smooth, null"),
+        (["landscape=[bumpy]"], "landscape: [bumpy] must be one option, one of bumpy, smooth, null"),
         (["landscape=bumpy", "+landscape.foo=1"], "landscape.foo: not a key of a landscape; have name,"),
         (
             ["landscape=bumpy", "+landscape.curve.slope=1"],

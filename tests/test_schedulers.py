@@ -230,7 +230,8 @@ TUNE = ["budget.n_trials=1", "trainer.epochs=2", "dataset=digits", "tuner.device
         (["+scheduler="], "scheduler: '' is not one of asha, hyperband, median, none"),
         (
             ["+scheduler=cosine"],
-            "scheduler: 'cosine' is a learning-rate schedule; choose it with lr_scheduler=",
+            "scheduler: 'cosine' is not one of asha, hyperband, median, none, null; "
+            "did you mean lr_scheduler=cosine?",
         ),
     ],
 )
