@@ -144,6 +144,11 @@ def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
         ),
         (["+model.slope=0.1"], "model.slope: tunetorch.training.models.MLP takes no argument 'slope'"),
         (
+            ["+model.dropuot=0.1"],
+            "model.dropuot: tunetorch.training.models.MLP takes no argument 'dropuot' "
+            "(did you mean model.dropout?)",
+        ),
+        (
             ["optimizer=sgd", "+space.optimizer.betas={type:float,low:0.1,high:0.9}"],
             "space.optimizer.betas: optimizer.betas is not in the composed config",
         ),

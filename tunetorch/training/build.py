@@ -223,9 +223,10 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
             if key in _HYDRA_KEYS or key in OWN_KEYS.get(group, ()):
                 continue
             if key not in accepted:
+                hint = did_you_mean(key, allowed, prefix=f"{group}.")
                 raise UsageError(
                     f"{group}.{key}: {node['_target_']} takes no argument {key!r}"
-                    f"{did_you_mean(key, allowed)}; it takes {', '.join(allowed) or 'nothing'}"
+                    f"{hint}; it takes {', '.join(allowed) or 'nothing'}"
                 )
     for path in searched:
         root, _, rest = path.partition(".")
