@@ -6,7 +6,7 @@
   var tip = document.getElementById("tip");
   var table = document.getElementById("trial-table");
 
-  // Each mark's <title> becomes its data-tip: one tooltip (ours), not the browser's as well.
+  // Each mark's title element becomes its data-tip: one tooltip (ours), not the browser's as well.
   document.querySelectorAll("svg [data-trial]").forEach(function (el) {
     var title = el.querySelector(":scope > title");
     if (title) { el.setAttribute("data-tip", title.textContent); title.remove(); }
