@@ -3,8 +3,9 @@
     python scripts/screenshots.py [--out docs/img] [--study DIR]
 
 Runs `python -m tunetorch.tune +strategy=bayes +scheduler=asha` on the default config (MLP on
-digits) with 24 trials of up to 9 epochs on the CPU, in a temporary folder (`--study DIR` uses a
-finished study instead), then renders its index.html in headless Chromium
+digits) with 24 trials of up to 9 epochs on the CPU (about 5 minutes), in a temporary folder
+(`--study DIR`: a finished study there is used as it is, else the study runs there and is
+kept), then renders its index.html in headless Chromium
 (`chromium --headless --screenshot=... --window-size=...`) and writes:
 
     report.png             the top of the page: title, cards, best trial, the trials sorted by score
@@ -110,14 +111,16 @@ def hovered_trial(study: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    parser.add_argument("--study", type=Path, help="a finished study to use instead of running one")
+    parser.add_argument(
+        "--study", type=Path, help="a finished study to use; a folder without one: run it there and keep it"
+    )
     args = parser.parse_args()
     from PIL import Image
 
     with tempfile.TemporaryDirectory(prefix="tt-shots-") as tmp:
         work = Path(tmp)
-        study = args.study or work / "study"
-        if args.study is None:
+        study = args.study or work / "digits_bayes_asha"  # the page's subtitle names the folder
+        if not (study / "index.html").is_file():
             run_study(study)
         page = study / "index.html"
         boxes = measure(page, work)

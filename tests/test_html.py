@@ -52,6 +52,8 @@ def test_page_is_self_contained(page):
     d, _, _, text = page
     links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", text)
     assert links and all(link.startswith(("data:", "#")) for link in links), links  # nothing fetched
+    for link in links:  # every section the contents name is on the page
+        assert link.startswith("data:") or f'id="{link[1:]}"' in text, link
     assert "http://" not in text and "https://" not in text and "//cdn" not in text
     assert text.count("<script>") == 1 and "<script src" not in text and "<link" not in text
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
@@ -296,3 +298,45 @@ def test_real_study_page_in_headless_chromium(tmp_path_factory, tmp_path):
     assert dom.count("data:image/png;base64,") == 1
     assert _row_order(dom)[0] == data["best"]["trial"] and len(_row_order(dom)) == 6
     assert dom.count('<g class="trial') >= 6 * 2  # a curve per trial, a dot per trial and parameter
+
+
+@needs_chromium
+def test_the_screenshots_script_cuts_a_picture_per_section(tmp_path_factory, tmp_path):
+    """scripts/screenshots.py on a finished study (--study): one PNG per part of the page, each
+    cut where its section starts; the curves picture shows the hover box (dark, #222)."""
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    d, _ = real_study(tmp_path_factory)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshots.py"), "--study", str(d), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = ["report.png", "report_curves.png", "report_params.png", "report_importance.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(names)
+    for name in names:
+        with Image.open(tmp_path / name) as im:
+            grey = np.asarray(im.convert("L")).astype(int)
+        assert grey.shape[1] == 1200 and 150 < grey.shape[0] < 2000, (name, grey.shape)
+        assert (grey < 128).mean() > 0.002, name  # not a blank picture
+        hover_box = _solid_run(grey, 0x22) >= 150  # text is #222 too, but never a solid box
+        assert hover_box == (name == "report_curves.png"), name
+
+
+def _solid_run(grey, level: int) -> int:
+    """The longest run of pixels of one grey level (+-2) along any row: a filled box, not text."""
+    import numpy as np
+
+    best = 0
+    for row in np.abs(grey - level) <= 2:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        if edges.size:
+            best = max(best, int((edges[1::2] - edges[::2]).max()))
+    return best

@@ -223,7 +223,7 @@ def contour_chart(
     span = zhi - zlo if zhi > zlo else 1.0
     x, y = Scale(0, 1, L, W - R), Scale(0, 1, H - B, T)
     cw, ch = (x.b - x.a) / g, (y.a - y.b) / g
-    parts = []
+    parts = ['<g shape-rendering="crispEdges">']  # no hairline seams between the cells
     for a in range(g):
         for b in range(g):
             band = min(int((Z[a, b] - zlo) / span * levels), levels - 1)
@@ -231,6 +231,7 @@ def contour_chart(
                 f'<rect x="{x.a + a * cw:.1f}" y="{y.a - (b + 1) * ch:.1f}" width="{cw + 0.4:.1f}" '
                 f'height="{ch + 0.4:.1f}" fill="{_band_colour(band, levels, sign)}"/>'
             )
+    parts.append("</g>")
     dx, dy = dims
     labels = [f"{d.name} (log scale)" if getattr(d, "log", False) else d.name for d in dims]
     parts.append(frame(x, y, dim_ticks(dx), dim_ticks(dy), *labels, grid=False))

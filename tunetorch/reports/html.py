@@ -59,7 +59,8 @@ def asset(name: str) -> str:
 
 def _target_name(config: Mapping[str, Any], group: str) -> str | None:
     """'MLP' for model._target_ 'tunetorch.training.models.MLP': the class a group built."""
-    target = (config.get(group) or {}).get("_target_") if isinstance(config.get(group), Mapping) else None
+    node = config.get(group)
+    target = node.get("_target_") if isinstance(node, Mapping) else None
     return str(target).rsplit(".", 1)[-1] if target else None
 
 
@@ -94,7 +95,11 @@ def render(
     come from `journal` (the study's own, opened from `study_dir` when not given)."""
     study_dir = Path(study_dir)
     if journal is None:
-        journal = Journal(study_dir / "journal.sqlite")
+        own = Journal(study_dir / "journal.sqlite")
+        try:
+            return render(summary, trials, study_dir, own)
+        finally:
+            own.close()
     meta = study_meta(journal, summary.get("strategy"))
     curves = journal.all_epochs()
     metric, direction = summary["metric"], summary["direction"]
@@ -111,7 +116,7 @@ def render(
         f"{e(minutes(float(summary['gpu_minutes']), unit))}, "
         f"{format_duration(float(summary.get('wall_seconds') or 0.0))} wall</p>",
         _cards(summary, metric, unit),
-        '<nav class="toc">' + " ".join(f'<a href="#{k}">{e(v)}</a>' for k, v in SECTIONS) + "</nav>",
+        "<!-- nav -->",
         *_best_and_test(summary, metric, study_dir),
         _h2("trials"),
         '<p class="note">Click a column to sort by it (again: the other way). Hover a row, a line or a '
@@ -128,8 +133,9 @@ def render(
         parts += [
             _h2("params"),
             '<p class="note">Each scored trial\'s score against each parameter; hollow orange squares '
-            "are pruned trials (their score after fewer epochs); the best trial is ringed red. Ints "
-            "and choices are spread a little within their value.</p>",
+            "are pruned trials (their score after fewer epochs); the best trial is ringed red; triangles "
+            "on an edge are outside the score axis. Ints and choices are spread a little within their "
+            "value.</p>",
             param_panels(trials, meta.space, metric, direction),
         ]
     parts += _importance(summary, trials, meta.space, metric, direction)
@@ -145,7 +151,9 @@ def render(
         f"<script>{asset('index.js')}</script>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    present = [(k, v) for k, v in SECTIONS if any(p.startswith(f'<h2 id="{k}">') for p in parts)]
+    nav = '<nav class="toc">' + " ".join(f'<a href="#{k}">{e(v)}</a>' for k, v in present) + "</nav>"
+    return "\n".join(nav if p == "<!-- nav -->" else p for p in parts) + "\n"
 
 
 def _param_names(trials: Sequence[Trial], space) -> list[str]:
