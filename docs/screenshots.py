@@ -1,4 +1,5 @@
-"""Screenshots for docs/reports.md: TensorBoard (Time Series, HParams) and index.html of a study,
+"""Screenshots for docs/reports.md: TensorBoard's HParams view of a study (the live Time Series is
+scripts/screenshot_tensorboard.py's, index.html scripts/screenshots.py's),
 taken with headless Chromium driven over the DevTools protocol on a pipe (no extra packages).
 
     .venv/bin/python docs/screenshots.py STUDY_DIR [OUT_DIR=docs/img]
@@ -199,14 +200,10 @@ def main(study: Path, out: Path) -> None:
     tb, url = start_tensorboard(study / "tb")
     browser = Browser()
     try:
-        browser.goto(f"{url}/?smoothing=0#timeseries", settle=8)
-        browser.screenshot(out / "tb_time_series.png")
         browser.goto(f"{url}/#hparams", settle=6)
         browser.screenshot(out / "tb_hparams_table.png")
         browser.click_text("Parallel Coordinates View", settle=4)
         browser.screenshot(out / "tb_hparams_parallel.png")
-        browser.goto((study / "index.html").resolve().as_uri(), settle=2)
-        browser.screenshot(out / "index_html.png", full_page=True)
     finally:
         browser.close()
         tb.terminate()

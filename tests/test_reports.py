@@ -79,7 +79,8 @@ def test_the_optimism_gap_is_read_as_what_it_is(measure, gap, says):
 
 def test_summary_holds_the_importance_with_its_method(study):
     imp = study[2]["importance"]
-    assert imp["n_trials"] == 16 - len(PRUNED) - 1  # complete trials only
+    # every scored trial, pruned ones by their standing; not the failed one
+    assert imp["n_trials"] == 16 - 1 and imp["n_pruned"] == len(PRUNED)
     assert list(imp["importance"])[0] == "optimizer.lr" and "fANOVA" in imp["method"]
 
 
@@ -185,6 +186,7 @@ def test_words_count_nouns_and_name_the_cost_unit():
     assert [words.count(n, "slot") for n in (0, 1, 2)] == ["0 slots", "1 slot", "2 slots"]
     assert words.count(1, "interrupted trial") == "1 interrupted trial"
     assert words.count(3, "probe") == "3 probes" and words.count(2, "entry") == "2 entries"
+    assert words.count(3, "epoch") == "3 epochs" and words.count(2, "batch") == "2 batches"
     assert words.minutes(1.0, "GPU minutes") == "1 GPU minute"
     assert words.minutes(0.0633, "CPU minutes") == "0.0633 CPU minutes"
     assert words.minutes(1.0004, "GPU minutes") == "1 GPU minute"  # singular as written, 3 digits

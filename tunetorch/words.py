@@ -32,7 +32,7 @@ def plural(word: str) -> str:
     """'slot' -> 'slots', 'GPU minute' -> 'GPU minutes', 'entry' -> 'entries', 'pass' -> 'passes'."""
     if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
         return word[:-1] + "ies"
-    if word.endswith(("s", "x", "ch", "sh")):
+    if word.endswith(("s", "x", "sh")) or (word.endswith("ch") and not word.endswith("och")):
         return word + "es"
     return word + "s"
 

@@ -8,6 +8,7 @@ importance.png and index.html at any time; TensorBoard is written live, epoch by
     plots.py        the PNGs                          html.py        index.html
     tensorboard.py  tb/ (study, trials, strategy)     terminal.py    text the terminal prints
     hparams.py      TensorBoard's HParams (experiment, sessions)
+    charts.py, svg.py, trials_table.py, index.css, index.js   index.html's charts, table, script
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def write_reports(study_dir: Path, journal: Journal, strategy: str | None = None
     study_dir = Path(study_dir)
     meta = study_meta(journal, strategy)
     trials = journal.trials()
-    importance = param_importance(trials, meta.space) if meta.space is not None else None
+    importance = None
+    if meta.space is not None:
+        importance = param_importance(trials, meta.space, direction=meta.direction)
     data = summary(journal, meta, importance)
     atomic_write(study_dir / "summary.json", json.dumps(data, indent=2) + "\n")
     write_trials_csv(study_dir / "trials.csv", trials)
@@ -54,7 +57,7 @@ def write_reports(study_dir: Path, journal: Journal, strategy: str | None = None
         )
     if not (importance and plot_importance(importance, study_dir / "importance.png")):
         (study_dir / "importance.png").unlink(missing_ok=True)  # never a stale picture
-    atomic_write(study_dir / "index.html", render(data, trials, study_dir))
+    atomic_write(study_dir / "index.html", render(data, trials, study_dir, journal))
     return data
 
 

@@ -334,7 +334,9 @@ def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
         )
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("share of the score's variance explained by the parameter alone")
-    trials = count(importance["n_trials"], "complete trial")
+    trials = count(importance["n_trials"], "trial")
+    if importance.get("n_pruned"):
+        trials += f", {importance['n_pruned']} pruned, by standing"
     ax.set_title(f"Which parameters mattered\n(fANOVA on a random forest, {trials})")
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path, dpi=100)
