@@ -27,12 +27,12 @@ values, the points it is also conditioned on, and what the suggestion records ab
   on docs/bench_multifidelity.md it needed twice the epochs.
 
 Conditioning (kriging believer, `_gp.condition`): running and interrupted trials without an
-observation are believed at their predicted mean, and (`highest`) so are the pruned trials
-stopped below that fidelity, so that parallel workers are sent elsewhere and not back to a
-stopped point; failed trials at the worst observed value (`joint`: the worst at z = 1), so
-that the search moves away from what broke. A pruned trial is not believed at the worst: it
-was stopped for trailing the top 1/eta at a lower rung, which a near-optimal point may do (and
-BOHB's model at a fidelity leaves such trials out).
+observation are believed at their predicted mean, and (`highest`, `final`) so are the pruned
+trials without an observation there (stopped below that fidelity), so that parallel workers
+are sent elsewhere and not back to a stopped point; failed trials at the worst observed value
+(`joint`: the worst at z = 1), so that the search moves away from what broke. A pruned trial
+is not believed at the worst: it was stopped for trailing the top 1/eta at a lower rung, which
+a near-optimal point may do (and BOHB's model at a fidelity leaves such trials out).
 """
 
 from __future__ import annotations
