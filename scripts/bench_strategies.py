@@ -195,7 +195,7 @@ def run_one(job):
         )
         options = {"resolution": math.ceil(budget ** (1 / len(bounds)))} if sampler == "grid" else {}
         options = bayes_options if sampler == "bayes" else options
-        study = Study(space, strategy=sampler, seed=seed, **options)
+        study = Study(space, strategy=sampler, seed=seed, strategy_options=options)
         for _ in range(budget):
             t0 = time.perf_counter()
             trial = study.ask()
@@ -211,6 +211,7 @@ def timing_check(n_obs=100, n_dims=6, repeats=7):
     import warnings
 
     from tunetorch import SearchSpace, Trial, TrialState, make_strategy
+    from tunetorch.snapshot import Snapshot
 
     warnings.simplefilter("ignore")
     _, f, _ = FUNCTIONS["hartmann6"]
@@ -226,7 +227,7 @@ def timing_check(n_obs=100, n_dims=6, repeats=7):
     times = []
     for i in range(repeats):
         t0 = time.perf_counter()
-        strategy.suggest(n_obs + i, trials)
+        strategy.suggest(n_obs + i, Snapshot(tuple(trials)))
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), float(np.min(times)), float(np.max(times))
 

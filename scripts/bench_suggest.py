@@ -24,7 +24,7 @@ suggestion is made and not timed (a warm-up: imports, caches, a strategy that re
 previous fit finds one, as it would in a running study); then --reps suggestions are timed,
 each one evaluated and added to the history before the next (so they see n, n + 1, ...
 finished trials and each asks for the next trial number, as a study does). tunetorch's
-strategy is called as the Study calls it (`suggest(number, trials, curves=...)`), without the
+strategy is called as the Study calls it (`suggest(number, snapshot)`), without the
 Study's own bookkeeping. One thread for BLAS and torch (OMP_NUM_THREADS=1 unless set), one
 process; on a shared machine the times are noisy, so read medians, not single cells.
 
@@ -109,7 +109,6 @@ class History:
     asha: bool
     trials: list = field(default_factory=list)
     curves: dict[int, dict[int, float]] = field(default_factory=dict)
-    complete: set[int] = field(default_factory=set)
     rung_values: dict[int, list[float]] = field(default_factory=dict)  # epochs trained -> sorted values
 
     def add(self, params: dict[str, Any]) -> None:
@@ -120,7 +119,6 @@ class History:
         u = self.space.to_unit(params)
         if not self.asha:
             self.trials.append(Trial(number, params, TrialState.COMPLETE, score=objective(u)))
-            self.complete.add(number)
             return
         values = curve(u, self.seed, number)
         trained = EPOCHS
@@ -135,8 +133,6 @@ class History:
             Trial(number, params, state, score=own[best_epoch], epochs=trained, best_epoch=best_epoch)
         )
         self.curves[number] = dict(enumerate(own))
-        if state == TrialState.COMPLETE:
-            self.complete.add(number)
 
     def _stop(self, epoch: int, value: float) -> bool:
         """ASHA's decision after `epoch` (tunetorch.schedulers.asha.stop_at_rung, Optuna's rule): at a
@@ -148,10 +144,11 @@ class History:
         k = max(1, len(recorded) // ETA)
         return value < recorded[len(recorded) - k]
 
-    def curves_view(self):
-        from tunetorch.schedulers import Curves
+    def snapshot(self):
+        """What the strategy sees, as the study would hand it (`Study.snapshot`)."""
+        from tunetorch.snapshot import Snapshot
 
-        return Curves(self.curves, complete=self.complete)
+        return Snapshot(tuple(self.trials), self.curves)
 
     def pruned_share(self) -> dict[int, float]:
         """epochs trained -> share of the trials that stopped there."""
@@ -198,9 +195,9 @@ def time_tunetorch(column: str, n: int, reps: int, seed: int, max_seconds: float
     cell = Cell()
     for rep in range(reps + 1):  # the first is the warm-up
         number = len(history.trials)
-        curves = history.curves_view() if history.asha else None
+        snapshot = history.snapshot()
         t0 = time.perf_counter()
-        params = strategy.suggest(number, list(history.trials), curves=curves)
+        params = strategy.suggest(number, snapshot)
         seconds = time.perf_counter() - t0
         history.add(params)
         if rep == 0:

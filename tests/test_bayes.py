@@ -11,8 +11,10 @@ from scipy.optimize import approx_fprime
 from scipy.stats import norm
 
 from tunetorch import SearchSpace, SpaceExhausted, Study, Trial, TrialState, UsageError, make_strategy
+from tunetorch.snapshot import Snapshot
 from tunetorch.strategies import _gp
-from tunetorch.strategies.bayes import BayesSearch, _key
+from tunetorch.strategies.base import point_key
+from tunetorch.strategies.bayes import BayesSearch
 
 # --- GP maths -------------------------------------------------------------------------------------
 
@@ -108,7 +110,7 @@ SQUARE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "y": {"type": "float"
 
 
 def best_of(strategy, f, space, n, seed, **options):
-    study = Study(SearchSpace.from_dict(space), strategy=strategy, seed=seed, **options)
+    study = Study(SearchSpace.from_dict(space), strategy=strategy, seed=seed, strategy_options=options)
     for _ in range(n):
         t = study.ask()
         study.tell(t, f(t.params))
@@ -136,7 +138,7 @@ def test_default_startup_is_twice_the_dimensions_at_least_five():
 
 def test_pending_trials_in_the_design_and_in_the_gp_phase_get_distinct_points():
     space = SearchSpace.from_dict(SQUARE)
-    study = Study(space, strategy="bayes", seed=0, n_startup=5)
+    study = Study(space, strategy="bayes", seed=0, strategy_options={"n_startup": 5})
     first = [study.ask() for _ in range(3)]  # three workers start before anything is told
     assert [t.info["design_index"] for t in first] == [0, 1, 2]
     for t in first:
@@ -157,14 +159,14 @@ def test_interrupted_trials_count_as_pending_and_the_history_alone_decides():
     t = study.ask()
     study.update(t.replace(state=TrialState.INTERRUPTED))
     fresh = make_strategy("bayes", space, seed=2)
-    params = fresh.suggest(8, study.trials)
+    params = fresh.suggest(8, Snapshot(study.trials))
     assert params != t.params and fresh.last_info["n_pending"] == 1
-    assert make_strategy("bayes", space, seed=2).suggest(8, study.trials) == params
+    assert make_strategy("bayes", space, seed=2).suggest(8, Snapshot(study.trials)) == params
 
 
 def test_failed_trials_are_excluded_and_not_proposed_again():
     space = {"depth": {"type": "int", "low": 1, "high": 4}, "act": MIXED["act"]}
-    study = Study(SearchSpace.from_dict(space), strategy="bayes", seed=0, n_startup=3)
+    study = Study(SearchSpace.from_dict(space), strategy="bayes", seed=0, strategy_options={"n_startup": 3})
     seen = []
     with pytest.raises(SpaceExhausted):
         for _ in range(13):
@@ -183,7 +185,7 @@ def test_failed_trials_are_excluded_and_not_proposed_again():
 
 
 def test_all_failures_still_leave_a_working_design():
-    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=0, n_startup=4)
+    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=0, strategy_options={"n_startup": 4})
     for _ in range(6):
         study.tell(study.ask(), None)
     points = {tuple(t.params.values()) for t in study.trials}
@@ -221,8 +223,8 @@ def test_same_history_same_suggestion_with_pending_and_failed():
     study.tell(study.ask(), None)
     study.ask()  # left pending
     trials = study.trials
-    a = make_strategy("bayes", space, seed=4).suggest(len(trials), trials)
-    b = make_strategy("bayes", space, seed=4).suggest(len(trials), list(trials))
+    a = make_strategy("bayes", space, seed=4).suggest(len(trials), Snapshot(trials))
+    b = make_strategy("bayes", space, seed=4).suggest(len(trials), Snapshot(list(trials)))
     assert a == b and space.contains(a)
 
 
@@ -242,7 +244,9 @@ def test_rebuilt_trials_from_json_continue_identically():
         Trial(t.number, json.loads(json.dumps(t.params)), t.state, score=t.score) for t in study.trials
     ]
     s = make_strategy("bayes", space, seed=6)
-    assert s.suggest(10, reloaded) == make_strategy("bayes", space, seed=6).suggest(10, study.trials)
+    assert s.suggest(10, Snapshot(reloaded)) == make_strategy("bayes", space, seed=6).suggest(
+        10, Snapshot(study.trials)
+    )
 
 
 # --- multi-fidelity, fidelity=highest: the GP on the highest epoch with dims + 1 observations (BOHB) --
@@ -266,7 +270,7 @@ def test_gp_fits_the_highest_epoch_with_dims_plus_one_observations():
         curves[n] = {0: 0.1}
     space = SearchSpace.from_dict(SQUARE)  # 2 dims: 3 observations needed at an epoch
     s = make_strategy("bayes", space, seed=0, n_startup=5, fidelity="highest")
-    s.suggest(7, trials, curves=curves)
+    s.suggest(7, Snapshot(trials, curves))
     info = s.last_info
     # epochs 3..8 have only the two complete trials; epoch 2 (3 epochs trained) has five
     assert (info["fidelity_epochs"], info["n_observations"], info["n_pruned"]) == (3, 5, 2)
@@ -274,7 +278,7 @@ def test_gp_fits_the_highest_epoch_with_dims_plus_one_observations():
     # A running trial that has reached epoch 3 lifts the fidelity to 4 epochs: 3 observations there.
     trials.append(_trial(7, R, None, 0.8))
     curves[7] = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.8}
-    s.suggest(8, trials, curves=curves)
+    s.suggest(8, Snapshot(trials, curves))
     assert (s.last_info["fidelity_epochs"], s.last_info["n_observations"]) == (4, 3)
     assert (s.last_info["n_pruned"], s.last_info["n_pending"]) == (5, 0)
     assert s.last_info["best"] == 0.8  # complete trials count with their best up to epoch 3, 0.65
@@ -282,7 +286,7 @@ def test_gp_fits_the_highest_epoch_with_dims_plus_one_observations():
 
 def test_bayes_with_full_curves_suggests_what_it_did_without_them():
     """Sequential trials that all run to the end (no scheduler): the curves change nothing."""
-    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=1, n_startup=4)
+    study = Study(SearchSpace.from_dict(SQUARE), strategy="bayes", seed=1, strategy_options={"n_startup": 4})
     for _ in range(7):
         t = study.ask()
         values = [quadratic(t.params) * (1 - 0.5**e) for e in range(1, 5)]
@@ -292,8 +296,8 @@ def test_bayes_with_full_curves_suggests_what_it_did_without_them():
     with_curves = study.ask()
     assert with_curves.info["fidelity_epochs"] == 4
     plain = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=1, n_startup=4)
-    assert plain.suggest(with_curves.number, study.trials[:-1]) == with_curves.params
-    assert plain.suggest(with_curves.number, study.trials[:-1], curves={}) == with_curves.params
+    assert plain.suggest(with_curves.number, Snapshot(study.trials[:-1])) == with_curves.params
+    assert plain.suggest(with_curves.number, Snapshot(study.trials[:-1], {})) == with_curves.params
 
 
 def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
@@ -309,7 +313,7 @@ def test_pruned_trials_are_believed_at_the_predicted_mean_not_at_the_worst():
         trials.append(Trial(len(trials), {"x": 0.3 + dx, "y": 0.7 + dy}, TrialState.PRUNED, score=-0.5))
         curves[len(trials) - 1] = {0: -0.5}
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5, fidelity="highest")
-    out = s.suggest(len(trials), trials, curves=curves)
+    out = s.suggest(len(trials), Snapshot(trials, curves))
     assert s.last_info["n_pruned"] == 5 and s.last_info["fidelity_epochs"] == 2
     assert math.hypot(out["x"] - 0.3, out["y"] - 0.7) < 0.15  # at the worst they would push it to a corner
     assert s.last_info["std_model"] < 0.1  # left out of the model, it would be unsure there (about 0.2)
@@ -330,13 +334,13 @@ def test_joint_gp_fits_every_curve_thinned_and_takes_ei_at_the_longest_fidelity(
     fitted = {}
     real_fit = BayesSearch._fit
 
-    def spy(self, X, scores, numbers):
+    def spy(self, X, scores, numbers, ranked=False):
         fitted["X"], fitted["scores"] = X, scores
-        return real_fit(self, X, scores, numbers)
+        return real_fit(self, X, scores, numbers, ranked)
 
     monkeypatch.setattr(BayesSearch, "_fit", spy)
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=4, fidelity="joint")
-    s.suggest(4, trials, curves=curves)
+    s.suggest(4, Snapshot(trials, curves))
     info = s.last_info
     assert (info["phase"], info["n_observations"], info["fidelity_epochs"]) == ("gp", 5 + 5 + 3 + 1, 9)
     assert info["best"] == 0.9 and "fidelity_length_scale" in info
@@ -357,12 +361,12 @@ def test_joint_gp_takes_a_completed_trials_score_over_its_curve(monkeypatch):
     monkeypatch.setattr(
         BayesSearch,
         "_fit",
-        lambda self, X, scores, numbers: (
-            fitted.update(X=X, scores=scores) or real_fit(self, X, scores, numbers)
+        lambda self, X, scores, numbers, ranked=False: (
+            fitted.update(X=X, scores=scores) or real_fit(self, X, scores, numbers, ranked)
         ),
     )
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=3, fidelity="joint")
-    s.suggest(3, trials, curves=curves)
+    s.suggest(3, Snapshot(trials, curves))
     X, scores = fitted["X"], fitted["scores"]
     np.testing.assert_allclose(X[:3, -1], np.log([1, 2, 3]) / np.log(3))
     np.testing.assert_allclose(scores[:3], [0.2, 0.9, 0.1])  # at 3 epochs: its score, 0.1, not 0.9
@@ -375,11 +379,11 @@ def test_joint_gp_with_nothing_finite_to_fit_keeps_to_the_design():
     trials = [_trial(0, P, 0.5, 0.1), _trial(1, P, 0.4, 0.5)]
     curves = {0: {0: math.nan}, 1: {0: math.inf, 1: math.nan}}
     s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=2, fidelity="joint")
-    s.suggest(2, trials, curves=curves)
+    s.suggest(2, Snapshot(trials, curves))
     assert s.last_info["phase"] == "startup"
     trials.append(_trial(2, C, 0.7, 0.9))
     curves[2] = {0: math.nan, 1: math.nan}
-    s.suggest(3, trials, curves=curves)
+    s.suggest(3, Snapshot(trials, curves))
     assert (s.last_info["phase"], s.last_info["n_observations"], s.last_info["best"]) == ("gp", 1, 0.7)
 
 
@@ -402,7 +406,7 @@ def test_joint_gp_learns_from_trials_stopped_early():
     distance = {}
     for fidelity in ("joint", "highest"):
         s = make_strategy("bayes", SearchSpace.from_dict(SQUARE), seed=0, n_startup=5, fidelity=fidelity)
-        out = s.suggest(len(trials), trials, curves=curves)
+        out = s.suggest(len(trials), Snapshot(trials, curves))
         assert s.last_info["fidelity_epochs"] == 8
         distance[fidelity] = math.hypot(out["x"] - 0.3, out["y"] - 0.7)
     assert distance["joint"] < 0.2 < distance["highest"], distance
@@ -411,7 +415,10 @@ def test_joint_gp_learns_from_trials_stopped_early():
 def test_random_fraction_proposes_that_share_at_random_by_seed():
     def phases(seed):
         study = Study(
-            SearchSpace.from_dict(SQUARE), strategy="bayes", seed=seed, n_startup=3, random_fraction=0.5
+            SearchSpace.from_dict(SQUARE),
+            strategy="bayes",
+            seed=seed,
+            strategy_options={"n_startup": 3, "random_fraction": 0.5},
         )
         out = []
         for _ in range(16):
@@ -438,7 +445,7 @@ def test_random_fraction_draws_among_the_points_left_of_a_small_discrete_space()
             (a, b) for a in range(64) for b in range(64) if {"a": a, "b": b} not in left
         )
     ]
-    taken = {_key(t.params) for t in trials}
+    taken = {point_key(t.params) for t in trials}
     for number in range(20):
         assert s._random(number, taken) in left
 
@@ -489,11 +496,11 @@ def test_past_the_refit_threshold_the_posterior_is_bounded_and_the_fit_kept_whil
     real = _gp.fit_hyperparameters
     monkeypatch.setattr(_gp, "fit_hyperparameters", lambda X, y: fits.append(len(X)) or real(X, y))
     s = make_strategy("bayes", space, seed=0)
-    s.suggest(300, trials)
+    s.suggest(300, Snapshot(trials))
     assert fits == [_gp.MAX_ROWS]  # on the anchor's subset, not on 300 rows
     assert _gp.anchor_size(300) == _gp.anchor_size(301)
     trials.append(Trial(300, space.from_unit(np.full(6, 0.5)), TrialState.COMPLETE, score=-0.2))
-    s.suggest(301, trials)
+    s.suggest(301, Snapshot(trials))
     assert fits == [_gp.MAX_ROWS]  # the same anchor: not refitted
 
 
@@ -501,10 +508,10 @@ def test_a_suggestion_past_the_refit_threshold_is_a_function_of_the_history_and_
     """A resumed study (a fresh strategy, no fit kept) suggests what the running one did."""
     space, trials = _many(160)
     running = make_strategy("bayes", space, seed=3)
-    running.suggest(125, trials[:125])  # fits an earlier anchor and keeps it
-    running.suggest(158, trials[:158])  # and this one
-    kept = running.suggest(160, trials)
-    fresh = make_strategy("bayes", space, seed=3).suggest(160, trials)
+    running.suggest(125, Snapshot(trials[:125]))  # fits an earlier anchor and keeps it
+    running.suggest(158, Snapshot(trials[:158]))  # and this one
+    kept = running.suggest(160, Snapshot(trials))
+    fresh = make_strategy("bayes", space, seed=3).suggest(160, Snapshot(trials))
     assert kept == fresh
     assert [_gp.anchor_size(n) for n in (100, 109, 110, 121, 1000)] == [100, 100, 110, 121, 993]
 
@@ -524,5 +531,5 @@ def test_failed_and_pending_trials_are_capped_in_the_posterior_too(monkeypatch):
         real(self, X, y, params)
 
     monkeypatch.setattr(_gp.Posterior, "__init__", spy)
-    make_strategy("bayes", space, seed=0).suggest(1050, trials)
+    make_strategy("bayes", space, seed=0).suggest(1050, Snapshot(trials))
     assert rows and max(rows) <= 3 * _gp.MAX_ROWS, rows

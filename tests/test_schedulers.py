@@ -7,10 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from tunetorch import Journal, SearchSpace, Strategy, Study, TrialState, UsageError
+from tunetorch import Journal, SearchSpace, Strategy, Study, Trial, TrialState, UsageError
 from tunetorch.history import pruned_per_rung
-from tunetorch.schedulers import REGISTRY, Curves, make_scheduler
+from tunetorch.schedulers import REGISTRY, make_scheduler
 from tunetorch.schedulers.base import promotable, rung_resources
+from tunetorch.snapshot import Snapshot
+
+
+def _seen(curves, complete=()):
+    """The snapshot a scheduler gets: these curves, the trials in `complete` COMPLETE and every
+    other trial with a curve RUNNING (a scheduler reads no params or scores)."""
+    complete = set(complete)
+    numbers = sorted(set(curves) | complete)
+    states = {n: TrialState.COMPLETE if n in complete else TrialState.RUNNING for n in numbers}
+    return Snapshot(tuple(Trial(n, {}, states[n]) for n in numbers), curves)
+
 
 # --- ASHA: rungs and the promotion rule -------------------------------------------------------------
 
@@ -36,7 +47,7 @@ def test_top_one_over_eta_goes_on_and_the_first_ones_only_if_best():
     curves: dict[int, dict[int, float]] = {}
     for n, v in enumerate(values):
         curves[n] = {0: v}
-        assert asha.on_epoch(n, 0, v, curves) is expected_stop[n], n
+        assert asha.on_epoch(n, 0, v, _seen(curves)) is expected_stop[n], n
 
 
 def test_promotable_counts_the_trials_own_value():
@@ -50,22 +61,22 @@ def test_promotable_counts_the_trials_own_value():
 def test_asha_decides_only_at_rungs_and_only_among_that_rungs_values():
     asha = make_scheduler("asha", max_resource=9)  # rungs 1, 3: epochs 0 and 2
     curves = {0: {0: 0.9, 1: 0.9, 2: 0.9}, 1: {0: 0.1, 1: 0.1}}
-    assert asha.on_epoch(1, 1, 0.1, curves) is False  # epoch 1 (2 epochs trained) is no rung
+    assert asha.on_epoch(1, 1, 0.1, _seen(curves)) is False  # epoch 1 (2 epochs trained) is no rung
     # At epoch 2 only trial 0 has a value: trial 1 is compared with it, not with epoch-0 values.
     curves[1][2] = 0.8
-    assert asha.on_epoch(1, 2, 0.8, curves) is True
+    assert asha.on_epoch(1, 2, 0.8, _seen(curves)) is True
     curves[1][2] = 0.95
-    assert asha.on_epoch(1, 2, 0.95, curves) is False
+    assert asha.on_epoch(1, 2, 0.95, _seen(curves)) is False
     # The last epoch (9 trained = max_resource) is never a decision: the trial ends anyway.
-    assert asha.on_epoch(1, 8, -5.0, {0: {8: 1.0}, 1: {8: -5.0}}) is False
+    assert asha.on_epoch(1, 8, -5.0, _seen({0: {8: 1.0}, 1: {8: -5.0}})) is False
     # A diverged trial stops at the first rung, even alone there.
-    assert asha.on_epoch(2, 0, -math.inf, {2: {0: -math.inf}}) is True
+    assert asha.on_epoch(2, 0, -math.inf, _seen({2: {0: -math.inf}})) is True
 
 
 def test_asha_counts_the_reported_value_even_when_curves_lack_it():
     asha = make_scheduler("asha", max_resource=9)
-    assert asha.on_epoch(1, 0, 0.4, {0: {0: 0.5}}) is True
-    assert asha.on_epoch(1, 0, 0.6, {0: {0: 0.5}}) is False
+    assert asha.on_epoch(1, 0, 0.4, _seen({0: {0: 0.5}})) is True
+    assert asha.on_epoch(1, 0, 0.6, _seen({0: {0: 0.5}})) is False
 
 
 # --- Hyperband: brackets ----------------------------------------------------------------------------
@@ -103,12 +114,12 @@ def test_hyperband_trials_compete_only_within_their_bracket():
     b1 = [n for n in range(20) if hb.bracket(n) == 1][:1]
     curves = {b1[0]: {0: 0.99, 1: 0.99, 2: 0.99}, b0[0]: {0: 0.5}}
     assert (
-        hb.on_epoch(b0[0], 0, 0.5, curves) is False
+        hb.on_epoch(b0[0], 0, 0.5, _seen(curves)) is False
     )  # first of bracket 0 at rung 1; bracket 1's .99 is no rival
     curves[b0[1]] = {0: 0.4}
-    assert hb.on_epoch(b0[1], 0, 0.4, curves) is True
+    assert hb.on_epoch(b0[1], 0, 0.4, _seen(curves)) is True
     assert (
-        hb.on_epoch(b1[0], 0, 0.0, {b1[0]: {0: 0.0}, b0[0]: {0: 0.5}}) is False
+        hb.on_epoch(b1[0], 0, 0.0, _seen({b1[0]: {0: 0.0}, b0[0]: {0: 0.5}})) is False
     )  # bracket 1 has no rung at 1
 
 
@@ -116,7 +127,7 @@ def test_hyperband_trials_compete_only_within_their_bracket():
 
 
 def _complete(values_by_trial):
-    return Curves({n: dict(enumerate(v)) for n, v in values_by_trial.items()}, complete=values_by_trial)
+    return _seen({n: dict(enumerate(v)) for n, v in values_by_trial.items()}, complete=values_by_trial)
 
 
 def test_median_rule_by_hand():
@@ -126,8 +137,8 @@ def test_median_rule_by_hand():
     assert med.on_epoch(9, 0, 0.30, done) is False  # equal to the median: not worse
     # The best value so far counts, not the last one: .45 at epoch 0 beats the epoch-1 median .5? No,
     # .45 < .5: stop; but .55 at epoch 0 then .1 at epoch 1: best .55 >= .5, goes on.
-    assert med.on_epoch(9, 1, 0.1, Curves({**done, 9: {0: 0.45, 1: 0.1}}, done.complete)) is True
-    assert med.on_epoch(9, 1, 0.1, Curves({**done, 9: {0: 0.55, 1: 0.1}}, done.complete)) is False
+    assert med.on_epoch(9, 1, 0.1, _seen({**done.curves, 9: {0: 0.45, 1: 0.1}}, done.complete)) is True
+    assert med.on_epoch(9, 1, 0.1, _seen({**done.curves, 9: {0: 0.55, 1: 0.1}}, done.complete)) is False
 
 
 def test_median_rule_waits_for_startup_trials_warmup_and_interval():
@@ -140,7 +151,7 @@ def test_median_rule_waits_for_startup_trials_warmup_and_interval():
     spaced = make_scheduler("median", n_startup_trials=2, n_warmup_steps=1, interval_steps=2)
     decided = []
     for e in range(6):
-        own = Curves({**curves, 9: {k: 0.0 for k in range(e + 1)}}, curves.complete)
+        own = _seen({**curves.curves, 9: {k: 0.0 for k in range(e + 1)}}, curves.complete)
         decided.append(spaced.on_epoch(9, e, 0.0, own))
     assert decided == [False, True, False, True, False, True]
     # n_min_trials: fewer completed trials reached this epoch than asked for -> no decision
@@ -149,14 +160,14 @@ def test_median_rule_waits_for_startup_trials_warmup_and_interval():
 
 
 def test_median_compares_with_completed_trials_only():
-    curves = Curves({0: {0: 0.2}, 1: {0: 0.2}, 2: {0: 0.9}, 3: {0: 0.9}, 4: {0: 0.9}}, complete=[0, 1])
+    curves = _seen({0: {0: 0.2}, 1: {0: 0.2}, 2: {0: 0.9}, 3: {0: 0.9}, 4: {0: 0.9}}, complete=[0, 1])
     med = make_scheduler("median", n_startup_trials=2)
     assert med.on_epoch(9, 0, 0.5, curves) is False  # running/pruned trials at .9 do not raise the bar
-    assert med.on_epoch(9, 0, -math.inf, {**curves, 9: {0: -math.inf}}) is True
+    assert med.on_epoch(9, 0, -math.inf, _seen({**curves.curves, 9: {0: -math.inf}}, curves.complete)) is True
 
 
 def test_none_never_stops():
-    assert make_scheduler("none").on_epoch(3, 0, -math.inf, {0: {0: 1.0}}) is False
+    assert make_scheduler("none").on_epoch(3, 0, -math.inf, _seen({0: {0: 1.0}})) is False
 
 
 # --- configuration errors ---------------------------------------------------------------------------
@@ -336,7 +347,7 @@ def make_study(
         journal=journal,
         direction=direction,
         metric="val_accuracy",
-        **strategy_options,
+        strategy_options=strategy_options,
     )
 
 

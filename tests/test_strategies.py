@@ -55,7 +55,7 @@ def test_the_published_contract_catches_a_strategy_with_hidden_state():
 
 
 def test_grid_exhausts_the_lattice_once():
-    study = Study(SearchSpace.from_dict(SPACE), strategy="grid", resolution=2)
+    study = Study(SearchSpace.from_dict(SPACE), strategy="grid", strategy_options={"resolution": 2})
     seen = []
     with pytest.raises(SpaceExhausted):
         while True:
@@ -84,3 +84,22 @@ def test_unknown_strategy_and_option_are_usage_errors():
         make_strategy("hill", space)
     with pytest.raises(UsageError, match="strategy.resoluton: not an option of grid"):
         make_strategy("grid", space, resoluton=3)
+
+
+def test_a_strategy_written_over_a_list_of_trials_runs_on_the_snapshot():
+    """A user's strategy from before the snapshot, suggest(number, trials), iterating the trials:
+    a snapshot reads as its trials, so it runs unchanged."""
+
+    class Counting(Strategy):
+        name = "counting"
+
+        def suggest(self, number, trials):
+            done = sum(t.state.value == "COMPLETE" for t in trials)
+            assert len(trials) == number and all(trials[i].number == i for i in range(len(trials)))
+            return {**self.space.sample(np.random.default_rng(number)), "depth": 1 + done % 3}
+
+    space = SearchSpace.from_dict(SPACE)
+    study = Study(space, Counting(space))
+    for _ in range(5):
+        study.tell(study.ask(), 0.0)
+    assert [t.params["depth"] for t in study.trials] == [1, 2, 3, 1, 2]

@@ -162,3 +162,67 @@ def test_a_pruned_trials_score_is_its_best_epoch_not_its_last():
         assert [study.report(b, e, s * v) for e, v in enumerate([0.6, 0.9, 0.7])] == [False, False, True]
         pruned = study.trials[b.number]
         assert (pruned.score, pruned.best_epoch, pruned.epochs) == (s * 0.9, 1, 3)
+
+
+def test_the_strategy_and_the_scheduler_see_one_snapshot_in_maximise_form():
+    """One contract value for both: the trials, their curves and which are complete, with the
+    scores and values negated for direction="minimize"."""
+    from tunetorch.schedulers.asha import ASHA
+    from tunetorch.snapshot import Snapshot
+    from tunetorch.strategies.random_search import RandomSearch
+
+    seen = {"strategy": [], "scheduler": []}
+
+    class Watching(RandomSearch):
+        def suggest(self, number, snapshot):
+            seen["strategy"].append(snapshot)
+            return super().suggest(number, snapshot)
+
+    class WatchingASHA(ASHA):
+        def on_epoch(self, number, epoch, value, snapshot):
+            # What it sees now, copied: the study hands schedulers its live curves.
+            seen["scheduler"].append((number, epoch, value, {n: dict(c) for n, c in snapshot.curves.items()}))
+            seen["scheduler"].append(snapshot)
+            return super().on_epoch(number, epoch, value, snapshot)
+
+    space = SearchSpace.from_dict(SPACE)
+    study = Study(space, Watching(space), direction="minimize", scheduler=WatchingASHA(max_resource=3))
+    a = study.ask()
+    for e, loss in enumerate([3.0, 2.0, 1.0]):
+        study.report(a, e, loss)
+    study.tell(a, 1.0)
+    b = study.ask()
+    assert study.report(b, 0, 5.0) is True  # worse than a at the rung: pruned, score 5.0
+    study.ask()
+
+    last = seen["strategy"][-1]
+    assert isinstance(last, Snapshot) and [t.number for t in last.trials] == [0, 1]
+    assert [t.score for t in last.trials] == [-1.0, -5.0]  # maximise form
+    assert last.curves == {0: {0: -3.0, 1: -2.0, 2: -1.0}, 1: {0: -5.0}}
+    assert last.complete == {0} and list(last) == list(last.trials)  # it reads as its trials
+    assert seen["strategy"][0].trials == () and seen["strategy"][0].curves == {}
+
+    number, epoch, value, curves = seen["scheduler"][-2]
+    decided = seen["scheduler"][-1]
+    assert (number, epoch, value) == (1, 0, -5.0) and curves == {0: {0: -3.0, 1: -2.0, 2: -1.0}, 1: {0: -5.0}}
+    assert isinstance(decided, Snapshot) and decided.complete == {0}
+    assert [(t.number, t.state, t.score) for t in decided.trials] == [
+        (0, TrialState.COMPLETE, -1.0),
+        (1, TrialState.RUNNING, None),
+    ]
+    # A study reopened on nothing but its trials and curves would hand over the same snapshot.
+    assert study.snapshot().curves == last.curves and study.snapshot().trials[:2] == last.trials
+
+
+def test_strategy_and_scheduler_options_are_each_one_dict():
+    from tunetorch.strategies.random_search import RandomSearch
+
+    space = SearchSpace.from_dict(SPACE)
+    grid = Study(space, strategy="grid", strategy_options={"resolution": 2}, **ASHA9)
+    assert len(grid.strategy.lattice) == 4 and grid.scheduler.max_resource == 9
+    with pytest.raises(UsageError, match="strategy.resoluton: not an option of grid; allowed: resolution"):
+        Study(space, strategy="grid", strategy_options={"resoluton": 2})
+    with pytest.raises(UsageError, match="strategy_options: only for a strategy given by name"):
+        Study(space, strategy=RandomSearch(space), strategy_options={"resolution": 2})
+    with pytest.raises(TypeError):  # not a second way: options are not keywords of Study
+        Study(space, strategy="grid", resolution=2)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError, nearest
+from tunetorch.strategies import SEED_MAX
 
 DEFAULT_STRATEGY = "random"
 DEFAULT_SCHEDULER = "none"
-SEED_MAX = 2**32 - 1
 BUILTIN_METRICS = ("val_accuracy", "val_loss", "train_loss")
 # The sections of the primary config that tunetorch reads itself (their schema is conf/tune.yaml).
 OWN_SECTIONS = ("trainer", "budget", "tuner", "study", "report")

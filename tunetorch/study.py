@@ -1,7 +1,8 @@
 """Study: the public ask / report / tell API over a strategy, a scheduler and (optionally) a journal.
 
     space = SearchSpace.from_dict({"x": {"type": "float", "low": -5, "high": 5}})
-    study = Study(space, strategy="bayes", scheduler="asha", seed=0, scheduler_options={"max_resource": 8})
+    study = Study(space, strategy="bayes", strategy_options={"n_startup": 8},
+                  scheduler="asha", scheduler_options={"max_resource": 8}, seed=0)
     for _ in range(30):
         trial = study.ask()
         for epoch in range(8):
@@ -16,7 +17,10 @@ Several trials may be asked before they are told; the strategy sees them as pend
 
 - `report` records one epoch's value of the study's metric (better as `direction` says) and
   returns the scheduler's decision. The study keeps every trial's curve, in maximise form,
-  and hands the whole of it to the scheduler and to strategies that take `curves`.
+  and hands the strategy and the scheduler one value (`snapshot()`, tunetorch/snapshot.py):
+  the trials, their curves and which are complete. Options go to each as a dict
+  (`strategy_options`, `scheduler_options`), as the config's strategy and scheduler groups
+  hold them.
 - A trial the scheduler stops is PRUNED at once: its score is the best value it reported
   (its `best_epoch`), its `epochs` the epochs it trained. A later `tell` (the search loop
   sends the device seconds when the worker has stopped) keeps all that and records the
@@ -31,7 +35,6 @@ Several trials may be asked before they are told; the strategy sees them as pend
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import numbers
@@ -42,7 +45,8 @@ from typing import Any
 from tunetorch import history
 from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
-from tunetorch.schedulers import Curves, Scheduler, make_scheduler
+from tunetorch.schedulers import Scheduler, make_scheduler
+from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
 from tunetorch.strategies import Strategy, check_seed, make_strategy
 from tunetorch.trial import Trial, TrialState
@@ -66,10 +70,10 @@ class Study:
         journal: Journal | None = None,
         direction: str = "maximize",
         *,
+        strategy_options: Mapping[str, Any] | None = None,
         scheduler: str | Scheduler = "none",
         scheduler_options: Mapping[str, Any] | None = None,
         metric: str = "score",
-        **strategy_options: Any,
     ):
         history.sign(direction)  # raises on anything but maximize / minimize
         if not isinstance(metric, str) or not metric:
@@ -79,21 +83,28 @@ class Study:
         self.seed = check_seed(seed)  # before numpy sees it: one line naming the seed, not numpy's error
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if isinstance(strategy, Strategy):
+            if strategy_options:
+                raise UsageError("strategy_options: only for a strategy given by name")
             self.strategy = strategy
         else:
-            self.strategy = make_strategy(strategy, self.space, seed=self.seed, **strategy_options)
+            self.strategy = make_strategy(
+                strategy, self.space, seed=self.seed, **dict(strategy_options or {})
+            )
         if isinstance(scheduler, Scheduler):
             if scheduler_options:
                 raise UsageError("scheduler_options: only for a scheduler given by name")
             self.scheduler = scheduler
         else:
             self.scheduler = make_scheduler(scheduler, seed=self.seed, **dict(scheduler_options or {}))
-        # Strategies written to the first contract, suggest(number, trials), keep working.
-        self._suggest_takes_curves = "curves" in inspect.signature(self.strategy.suggest).parameters
         self.journal = journal
         if journal is not None:
             self._own_identity(journal)
-        self._trials: dict[int, Trial] = {t.number: t for t in journal.trials()} if journal else {}
+        # Both by trial number: `_seen` holds each trial as strategies and schedulers see it
+        # (score in maximise form), kept with `_trials` by `_record`, their one writer.
+        self._trials: dict[int, Trial] = {}
+        self._seen: dict[int, Trial] = {}
+        for trial in sorted(journal.trials() if journal else [], key=lambda t: t.number):
+            self._record(trial, write=False)
         # trial number -> {epoch: value of `metric`, maximise form}: the schedulers' rung values.
         self._curves: dict[int, dict[int, float]] = {}
         if journal is not None:
@@ -125,15 +136,10 @@ class Study:
         the study, so a suggestion stays a function of the history it saw and the seed. Only
         one prepared computation may run at a time (it uses the strategy)."""
         number = max(self._trials, default=-1) + 1
-        # Strategies maximise: with direction="minimize" they see negated scores (and curves).
-        trials = history.maximized(self.trials, self.direction)
-        curves = self._curves_view(copy=True)
+        snapshot = self.snapshot()
 
         def compute() -> Suggestion:
-            if self._suggest_takes_curves:
-                params = self.strategy.suggest(number, trials, curves=curves)
-            else:
-                params = self.strategy.suggest(number, trials)
+            params = self.strategy.suggest(number, snapshot)
             return Suggestion(number, params, dict(self.strategy.last_info))
 
         return compute
@@ -164,7 +170,9 @@ class Study:
             self.journal.add_epoch(number, epoch, {**(metrics or {}), self.metric: value})
         maximised = self._maximised(value)
         self._curves.setdefault(number, {})[epoch] = maximised
-        stop = bool(self.scheduler.on_epoch(number, epoch, maximised, self._curves_view()))
+        # The scheduler decides now, on the study as it is: no copy of the curves.
+        seen = Snapshot(tuple(self._seen.values()), self._curves)
+        stop = bool(self.scheduler.on_epoch(number, epoch, maximised, seen))
         if stop:
             self._record(self._pruned(current, epoch))
         return stop
@@ -217,6 +225,13 @@ class Study:
         """The trial with the best score (history.best_trial: ties go to the longer, then the earlier)."""
         return history.best_trial(self.trials, self.direction)
 
+    def snapshot(self) -> Snapshot:
+        """The study as its strategy and scheduler see it (tunetorch/snapshot.py), a copy: the
+        trials by number and their curves, scores and values in maximise form (with
+        direction="minimize", negated)."""
+        curves = {n: dict(c) for n, c in self._curves.items()}
+        return Snapshot(tuple(self._seen[n] for n in sorted(self._seen)), curves)
+
     @property
     def curves(self) -> dict[int, dict[int, float]]:
         """trial number -> {epoch: reported value}, as reported (not in maximise form); a copy."""
@@ -254,11 +269,6 @@ class Study:
             return -math.inf
         return history.sign(self.direction) * float(value)
 
-    def _curves_view(self, copy: bool = False) -> Curves:
-        complete = (n for n, t in self._trials.items() if t.state == TrialState.COMPLETE)
-        curves = {n: dict(c) for n, c in self._curves.items()} if copy else self._curves
-        return Curves(curves, complete=complete)
-
     def _pruned(self, trial: Trial, epoch: int) -> Trial:
         """The trial stopped after `epoch`: scored by its best reported value (the earliest on a tie)."""
         finite = [
@@ -281,9 +291,10 @@ class Study:
             raise ValueError(f"trial {number!r} is not a trial of this study (it has {have})")
         return self._trials[number]
 
-    def _record(self, trial: Trial) -> None:
+    def _record(self, trial: Trial, write: bool = True) -> None:
         self._trials[trial.number] = trial
-        if self.journal is not None:
+        self._seen[trial.number] = history.maximized([trial], self.direction)[0]
+        if write and self.journal is not None:
             self.journal.put_trial(trial)
 
 

@@ -99,7 +99,7 @@ def check_rebuilt_from_history_suggests_the_same(make: Factory) -> None:
         t = study.ask()
         study.tell(t, objective(t.params))
     fresh = make(space, 5)
-    assert fresh.suggest(7, study.trials) == study.strategy.suggest(7, study.trials), (
+    assert fresh.suggest(7, study.snapshot()) == study.strategy.suggest(7, study.snapshot()), (
         "a fresh strategy given the same history proposed something else: it keeps state outside the history"
     )
 

@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from tunetorch.errors import UsageError
-from tunetorch.schedulers.base import Curves, Scheduler
+from tunetorch.schedulers.base import Scheduler
 
 # name -> "module:Class", imported on first use.
 REGISTRY: dict[str, str] = {
@@ -53,4 +53,4 @@ def check_epochs(scheduler: Scheduler, epochs: int) -> None:
         )
 
 
-__all__ = ["REGISTRY", "Curves", "Scheduler", "check_epochs", "make_scheduler"]
+__all__ = ["REGISTRY", "Scheduler", "check_epochs", "make_scheduler"]

@@ -19,7 +19,7 @@ fewer than eta are recorded only if it is the best. tunetorch follows Optuna's r
 interpolation between recorded values, so decisions are easy to check by hand). A
 non-finite value (a diverged trial) is stopped at the first rung it reaches.
 
-The rung values are the study's curves, which the journal holds, so a resumed study
+The rung values are the study's curves (`Snapshot.curves`), which the journal holds, so a resumed study
 rebuilds them exactly.
 """
 
@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Mapping
 
 from tunetorch.schedulers.base import Scheduler, promotable, resources, rung_resources
+from tunetorch.snapshot import Snapshot
 
 
 class ASHA(Scheduler):
@@ -42,10 +43,8 @@ class ASHA(Scheduler):
     def rungs(self, number: int) -> list[int]:
         return list(self._rungs)
 
-    def on_epoch(
-        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
-    ) -> bool:
-        return stop_at_rung(number, epoch, value, curves, self._rungs, self.eta)
+    def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
+        return stop_at_rung(number, epoch, value, snapshot.curves, self._rungs, self.eta)
 
 
 def stop_at_rung(

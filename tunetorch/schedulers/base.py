@@ -1,38 +1,27 @@
 """The scheduler contract: decide, after each epoch of a trial, whether it stops there.
 
-    curves   Mapping[int, Mapping[int, float]]  trial number -> {epoch: value}, for every trial
-             of the study (running, finished, interrupted), including the report being decided;
-             values in maximise form (higher is better, the study negates them for
-             direction="minimize"; a non-finite value is -inf)
-    epoch    0-based; the resource a trial has used after epoch e is e + 1 epochs, so a rung at
-             r epochs is decided on the report of epoch r - 1
+    snapshot  Snapshot (tunetorch/snapshot.py)  the study as strategies see it too: its trials,
+              their curves (trial number -> {epoch: value}, every trial of the study, including
+              the report being decided) and which trials completed; values in maximise form
+              (higher is better, the study negates them for direction="minimize"; a non-finite
+              value is -inf)
+    epoch     0-based; the resource a trial has used after epoch e is e + 1 epochs, so a rung at
+              r epochs is decided on the report of epoch r - 1
 
-A scheduler keeps no state of its own: every decision is a function of the curves and of
-(seed, trial number), so a study reopened on its journal (which holds every epoch row)
-decides exactly as the uninterrupted study would have, as Optuna's pruners keep their rung
+A scheduler keeps no state of its own: every decision is a function of the snapshot and of
+(seed, trial number), so a study reopened on its journal (which holds every trial and epoch
+row) decides exactly as the uninterrupted study would have, as Optuna's pruners keep their rung
 values in storage. A new scheduler is one file implementing `on_epoch`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from tunetorch.errors import UsageError
-
-
-class Curves(dict):
-    """trial number -> {epoch: value} (maximise form), as the study hands it to schedulers.
-
-    `complete` names the trials that ran to their end (state COMPLETE): the median rule, like
-    Optuna's, compares only against those. It is rebuilt from the journal like the curves.
-    A plain dict works as well; then every other trial counts as complete.
-    """
-
-    def __init__(self, data: Mapping[int, Mapping[int, float]] = (), complete: Iterable[int] = ()):
-        super().__init__(data)
-        self.complete: frozenset[int] = frozenset(complete)
+from tunetorch.snapshot import Snapshot
 
 
 class Scheduler(ABC):
@@ -42,11 +31,9 @@ class Scheduler(ABC):
         self.seed = int(seed)
 
     @abstractmethod
-    def on_epoch(
-        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
-    ) -> bool:
+    def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
         """True when trial `number` should stop after `epoch`, whose value (maximise form) is
-        `value`; `curves` holds the whole study, this report included."""
+        `value`; `snapshot` holds the whole study, this report included."""
 
     def rungs(self, number: int) -> list[int]:
         """The resources (epochs trained) at which trial `number` may be stopped, for reports;

@@ -25,12 +25,11 @@ resumed study puts every trial where the uninterrupted one did:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from tunetorch.schedulers.asha import stop_at_rung
 from tunetorch.schedulers.base import Scheduler, resources, rung_resources
+from tunetorch.snapshot import Snapshot
 
 
 class Hyperband(Scheduler):
@@ -66,15 +65,13 @@ class Hyperband(Scheduler):
     def rungs(self, number: int) -> list[int]:
         return list(self.bracket_rungs[self.bracket(number)])
 
-    def on_epoch(
-        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
-    ) -> bool:
+    def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
         b = self.bracket(number)
         return stop_at_rung(
             number,
             epoch,
             value,
-            curves,
+            snapshot.curves,
             self.bracket_rungs[b],
             self.eta,
             member=lambda n: self.bracket(n) == b,

@@ -13,18 +13,18 @@ reported at the same epoch e. Nothing is stopped:
 
 A trial whose values are all non-finite (diverged) is stopped at the first epoch that is
 checked. Non-finite values of completed trials are left out of the median (Optuna's
-nanpercentile). Which trials completed comes with the curves (`Curves.complete`), rebuilt
+nanpercentile). Which trials completed comes with the curves (`Snapshot.complete`), rebuilt
 from the journal like the curves themselves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 
 from tunetorch.schedulers.base import Scheduler, whole
+from tunetorch.snapshot import Snapshot
 
 
 class MedianRule(Scheduler):
@@ -44,11 +44,9 @@ class MedianRule(Scheduler):
         self.interval_steps = whole("interval_steps", interval_steps, 1, "median")
         self.n_min_trials = whole("n_min_trials", n_min_trials, 1, "median")
 
-    def on_epoch(
-        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
-    ) -> bool:
-        complete = getattr(curves, "complete", None)
-        others = [n for n in (curves if complete is None else complete) if n != number]
+    def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
+        curves = snapshot.curves
+        others = [n for n in snapshot.complete if n != number]
         if not others or len(others) < self.n_startup_trials:
             return False
         if epoch < self.n_warmup_steps:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from tunetorch.schedulers.base import Scheduler
+from tunetorch.snapshot import Snapshot
 
 
 class NoScheduler(Scheduler):
     name = "none"
 
-    def on_epoch(
-        self, number: int, epoch: int, value: float, curves: Mapping[int, Mapping[int, float]]
-    ) -> bool:
+    def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
         return False

@@ -14,7 +14,9 @@ Symbols and shapes:
 Kernel: Matern 5/2,  k(r) = s2 (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r),  r = |(x - x') / ls|.
 Acquisition: log EI(x) = log sigma + log h(z),  h(z) = z Phi(z) + phi(z).
 
-Nothing here knows about trials or search spaces; bayes.py does the encoding.
+Believer: the posterior also conditioned on points at values it did not observe
+(`condition`); AtFidelity: a GP over (x, z) seen at one fidelity z, as a GP over x.
+Nothing here knows about trials or search spaces; encoding.py does the encoding.
 """
 
 from __future__ import annotations
@@ -153,6 +155,16 @@ def anchor_size(n_observed: int) -> int:
     return m
 
 
+def normal_scores(values: np.ndarray) -> np.ndarray:
+    """Each value's rank (ties in order of position) mapped to the standard normal quantile
+    (rank + 0.5) / n."""
+    from scipy.stats import norm
+
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return norm.ppf((ranks + 0.5) / len(values))
+
+
 def standardise(v: np.ndarray) -> np.ndarray:
     std = v.std()
     return (v - v.mean()) / (std if std > 0 else 1.0)  # all equal: any scale will do
@@ -214,6 +226,42 @@ class Posterior:
         mu = float(k @ self.alpha)
         var = float(self.p.s2 - k @ w)
         return mu, max(var, 1e-12), dk.T @ self.alpha, -2.0 * dk.T @ w
+
+
+def condition(
+    post: Posterior,
+    X: np.ndarray,
+    y: np.ndarray,
+    params: GPParams,
+    believe: np.ndarray,
+    failed: np.ndarray,
+    worst: float,
+) -> tuple[Posterior, np.ndarray]:
+    """The GP also conditioned on the `believe` points at its predicted mean (kriging believer:
+    pending trials, so parallel workers go elsewhere) and the `failed` points at `worst` (so the
+    search moves away from what broke); and the believed values. Each kind is capped at
+    MAX_ROWS points, evenly spread in the order given, so thousands of failed or pruned
+    trials do not make a suggestion cubic in the history."""
+    if not len(believe) and not len(failed):
+        return post, np.empty(0)
+    believe, failed = believe[evenly(len(believe))], failed[evenly(len(failed))]
+    believed = post.predict(believe)[0] if len(believe) else np.empty(0)
+    yp = np.concatenate([believed, np.full(len(failed), worst)])
+    return Posterior(np.vstack([X, believe, failed]), np.concatenate([y, yp]), params), believed
+
+
+class AtFidelity:
+    """A GP over (x, z), z its last input column, seen at one fidelity z: a GP over x alone."""
+
+    def __init__(self, post: Posterior, z: float):
+        self.post, self.z = post, z
+
+    def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.post.predict(np.hstack([Xq, np.full((len(Xq), 1), self.z)]))
+
+    def predict_with_grad(self, x: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        mu, var, dmu, dvar = self.post.predict_with_grad(np.append(x, self.z))
+        return mu, var, dmu[:-1], dvar[:-1]
 
 
 # --- expected improvement -------------------------------------------------------------------------

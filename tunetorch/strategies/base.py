@@ -1,26 +1,23 @@
 """The strategy contract: the only thing a new search method implements.
 
-A strategy sees the space and the whole trial history (completed, failed and pending,
-i.e. RUNNING, trials) and proposes the parameters of trial `number`. It keeps no state
-that cannot be rebuilt from that history and its seed, so a study resumed from its
-journal proposes exactly what an uninterrupted one would have.
+A strategy sees the space and the study (`Snapshot`: every trial so far, completed, failed,
+pruned and pending, i.e. RUNNING, and their per-epoch curves) and proposes the parameters of
+trial `number`. It keeps no state that cannot be rebuilt from that snapshot and its seed, so a
+study resumed from its journal proposes exactly what an uninterrupted one would have.
 
-Multi-fidelity (a scheduler stops trials early): a strategy that also declares a `curves`
-parameter, `suggest(number, trials, curves=None)`, is handed every trial's per-epoch values,
-trial number -> {epoch: value}, in maximise form like the scores (the journal holds them, so
-they are history too). Strategies without it (grid, random, a user's own written to the
-first contract) are called as `suggest(number, trials)` and see pruned trials as trials
-like any other (state PRUNED, score = the best value reached).
+Multi-fidelity (a scheduler stops trials early): the curves say how far each trial got and
+what it reported on the way; a strategy that ignores them (grid, random) sees a pruned trial as
+a trial like any other (state PRUNED, score = the best value it reached).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
-from tunetorch.trial import Trial
 
 
 class Strategy(ABC):
@@ -34,9 +31,12 @@ class Strategy(ABC):
         self.last_info: dict[str, Any] = {}
 
     @abstractmethod
-    def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
-        """Params for trial `number`, given every trial so far. Raise SpaceExhausted when done.
+    def suggest(self, number: int, snapshot: Snapshot) -> dict[str, Any]:
+        """Params for trial `number`, given the study so far. Raise SpaceExhausted when done."""
 
-        An implementation may add `curves: Mapping[int, Mapping[int, float]] | None = None`
-        (see the module docstring); the study passes it by keyword to those that do.
-        """
+
+def point_key(params: Mapping[str, Any]) -> tuple:
+    """What makes two points the same point: their params by name, values by repr (so 1 and
+    1.0 differ, as an int and a float dimension's values do). Strategies that must not propose
+    a point twice compare these."""
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))

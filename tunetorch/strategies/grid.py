@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
-from tunetorch.strategies.base import Strategy
-from tunetorch.trial import Trial
+from tunetorch.strategies.base import Strategy, point_key
 
 
 class GridSearch(Strategy):
@@ -42,10 +42,10 @@ class GridSearch(Strategy):
             order = np.random.default_rng(self.seed).permutation(len(self.lattice))
             self.lattice = [self.lattice[i] for i in order]
 
-    def suggest(self, number: int, trials: Sequence[Trial]) -> dict[str, Any]:
-        taken = {_key(t.params) for t in trials}
+    def suggest(self, number: int, snapshot: Snapshot) -> dict[str, Any]:
+        taken = {point_key(t.params) for t in snapshot.trials}
         for point in self.lattice:
-            if _key(point) not in taken:
+            if point_key(point) not in taken:
                 return dict(point)
         raise SpaceExhausted(f"grid: all {len(self.lattice)} lattice points have been tried")
 
@@ -58,7 +58,3 @@ def _exact(dim, value: Any) -> Any:
         return value
     rounded = float(f"{value:.12g}")
     return min(max(rounded, dim.low), dim.high) if hasattr(dim, "low") else rounded
-
-
-def _key(params: Mapping[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
