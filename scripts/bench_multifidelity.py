@@ -274,7 +274,7 @@ def run_tunetorch(method: str, cfg, plan, data, device: str, seed: int, budget: 
         seed=seed,
         direction=direction,
         metric=metric,
-        **strategy_options,
+        strategy_options=strategy_options,
     )
     run = Run(method, seed, 1.0 if direction == "maximize" else -1.0, cutoffs=tuple(cutoffs(budget)))
     start = time.perf_counter()

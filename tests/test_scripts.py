@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import ROOT
+from tunetorch.snapshot import Snapshot
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -153,7 +154,7 @@ def test_bench_suggest_asha_history_is_what_the_scheduler_decides(monkeypatch):
         values = bench.curve(space.to_unit(t.params), 3, t.number)
         for epoch, value in enumerate(values):
             curves.setdefault(t.number, {})[epoch] = value
-            if asha.on_epoch(t.number, epoch, value, curves):
+            if asha.on_epoch(t.number, epoch, value, Snapshot(curves=curves)):
                 break
         stopped_after.append(len(curves[t.number]))
         assert history.curves[t.number] == curves[t.number]

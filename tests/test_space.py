@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tunetorch import SearchSpace, UsageError
+from tunetorch.snapshot import Snapshot
 
 DEFAULT = {
     "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
@@ -112,4 +113,4 @@ def test_make_strategy_takes_the_whole_seed_range():
     for seed in (0, np.int64(7), 2**32 - 1):
         for name in ("grid", "random", "bayes"):
             strategy = make_strategy(name, space, seed=seed)
-            assert type(strategy.seed) is int and space.contains(strategy.suggest(0, []))
+            assert type(strategy.seed) is int and space.contains(strategy.suggest(0, Snapshot()))

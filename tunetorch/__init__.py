@@ -11,6 +11,7 @@ The public API needs neither Hydra nor training:
 from tunetorch.errors import SpaceExhausted, UsageError
 from tunetorch.journal import Journal
 from tunetorch.schedulers import Scheduler, make_scheduler
+from tunetorch.snapshot import Snapshot
 from tunetorch.space import Categorical, Float, Int, SearchSpace
 from tunetorch.strategies import Strategy, make_strategy
 from tunetorch.study import Study
@@ -23,6 +24,7 @@ __all__ = [
     "Journal",
     "Scheduler",
     "SearchSpace",
+    "Snapshot",
     "SpaceExhausted",
     "Strategy",
     "Study",
