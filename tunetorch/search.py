@@ -22,7 +22,7 @@ from typing import Any
 
 from tunetorch.budget import Budget
 from tunetorch.errors import SpaceExhausted
-from tunetorch.executors.local import Event, Pool
+from tunetorch.executors.base import Done, Event, Executor
 from tunetorch.history import consecutive_failures, device_minutes
 from tunetorch.prefetch import Prefetch
 from tunetorch.study import Study
@@ -46,7 +46,7 @@ class _Stop(Exception):
 
 def run_search(
     study: Study,
-    pool: Pool,
+    pool: Executor,
     budget: Budget,
     max_retries: int = 1,
     max_consecutive_failures: int = 10,
@@ -109,7 +109,7 @@ def run_search(
             else:
                 # Trials to retry while every slot's worker is being replaced (a lost Ray node):
                 # wait for a replacement, but not for ever.
-                if not (rerun and getattr(pool, "pending_slots", lambda: 0)()):
+                if not (rerun and pool.pending_slots()):
                     break
                 if time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
                     raise _Stop(
@@ -139,7 +139,7 @@ def run_search(
     return Outcome(reason or "done", ok=True, wall_seconds=time.monotonic() - start)
 
 
-def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: list) -> Trial | None:
+def _handle(event: Event, study: Study, pool: Executor, max_retries: int, rerun: list) -> Trial | None:
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
@@ -167,24 +167,23 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
             return None
         return study.tell(trial, None, error=f"{event.payload} (after {trial.attempts} attempts)")
     if event.kind == "done":
-        p = event.payload
+        p: Done = event.payload
         fields: dict[str, Any] = {
-            "device_seconds": p["device_seconds"],
-            # raw time on the slot and the machine, where the executor reports them
-            "wall_seconds": p.get("wall_seconds", p["device_seconds"]),
-            "node": p.get("node"),
+            "device_seconds": p.device_seconds,
+            "wall_seconds": p.wall_seconds,  # raw time on the slot
+            "node": p.node,
             "device_name": pool.slots[event.slot].device_name,
         }
-        if p["error"] is not None:
-            return study.tell(trial, None, error=p["error"], **fields)
-        result = p["result"]
+        if p.error is not None:
+            return study.tell(trial, None, error=p.error, **fields)
+        result = p.result
         return study.tell(
             trial, result["score"], best_epoch=result.get("epoch"), epochs=result.get("epochs"), **fields
         )
     return None
 
 
-def _interrupt_in_flight(study: Study, pool: Pool, why: str) -> None:
+def _interrupt_in_flight(study: Study, pool: Executor, why: str) -> None:
     running = pool.in_flight()
     pool.close(timeout=5.0)
     for t in study.trials:
