@@ -74,6 +74,11 @@ def setup(device: str) -> dict:
     return {"x": x.to(device), "y": y.to(device), "device": device, "pid": os.getpid()}
 
 
+def refusing_setup(device: str) -> dict:
+    """A setup that refuses its device, as setup_training does when the data module's fit() does."""
+    raise UsageError(f"dataset.max_device_bytes: the data do not fit on {device}")
+
+
 def train(state: dict, number: int, params: dict, emit) -> dict:
     """A few epochs of SGD on a linear classifier; each epoch reported; stops when told."""
     import torch
@@ -173,6 +178,14 @@ def scenario_two_nodes(out: dict, tmp: Path) -> None:
             open_executor(tuner([0, 1, 2], 1, 1, cluster.address), setup, train)
         except UsageError as e:
             out["too_many_gpus"] = str(e)
+        # a setup that refuses its device on an actor: the search stops with that one line
+        refusing = open_executor(tuner("cpu", 1, 1, cluster.address), refusing_setup, train)
+        try:
+            run_search(Study(SearchSpace.from_dict(SPACE), "random", seed=0), refusing, Budget(n_trials=2))
+        except UsageError as e:
+            out["refused"] = str(e)
+        finally:
+            refusing.close()
         journal = Journal(tmp / "journal.sqlite")
         study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, journal=journal, metric="val_accuracy")
         results = {}
@@ -436,6 +449,11 @@ class TestTwoNodeCluster:
             walls = sum(t["wall_seconds"] for t in trials)
             assert held - 0.01 <= charged <= held + 0.02 * len(trials) + 0.05, (charged, held)
             assert walls > 1.5 * charged  # two at a time: their own wall times count it nearly twice
+
+    def test_a_setup_refused_on_an_actor_is_the_one_line_of_a_usage_error(self, two_nodes):
+        assert two_nodes["refused"] == (
+            "dataset.max_device_bytes: the data do not fit on cpu (refused in the setup of the worker on cpu)"
+        )
 
     def test_too_many_gpus_is_one_line(self, two_nodes):
         assert two_nodes["too_many_gpus"] == (

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunetorch.budget import Budget
-from tunetorch.errors import SpaceExhausted
+from tunetorch.errors import SpaceExhausted, UsageError
 from tunetorch.executors.base import Done, Event, Executor
 from tunetorch.history import consecutive_failures, device_minutes
 from tunetorch.prefetch import Prefetch
@@ -104,19 +104,21 @@ def run_search(
                     break
             if ahead and not ahead.pending and not (pool.idle_slots() or rerun or exhausted or spent()):
                 ahead.start()
+            ending = False
             if pool.in_flight():
                 last_progress = time.monotonic()
-            else:
+            elif not (rerun and pool.pending_slots()):
+                # Nothing runs and nothing is coming back: hear out what the executor still holds
+                # (a setup that failed or refused before any trial ran, as Ray's may), then end.
+                ending = True
+            elif time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
                 # Trials to retry while every slot's worker is being replaced (a lost Ray node):
                 # wait for a replacement, but not for ever.
-                if not (rerun and pool.pending_slots()):
-                    break
-                if time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
-                    raise _Stop(
-                        f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials"
-                    )
-            event = pool.next_event(timeout=0.5)
+                raise _Stop(f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials")
+            event = pool.next_event(timeout=0.0 if ending else 0.5)
             if event is None:
+                if ending:
+                    break
                 continue
             trial = _handle(event, study, pool, max_retries, rerun)
             if event.kind == "epoch" and on_epoch is not None:
@@ -131,6 +133,9 @@ def run_search(
     except _Stop as e:
         _interrupt_in_flight(study, pool, "the study stopped on failures")
         return Outcome(str(e), ok=False, wall_seconds=time.monotonic() - start)
+    except UsageError:  # a worker's setup refused its device: bad input, the caller's one line
+        _interrupt_in_flight(study, pool, "the study stopped: a worker refused its setup")
+        raise
     except KeyboardInterrupt:
         _interrupt_in_flight(study, pool, "interrupted (Ctrl-C or SIGTERM); re-run on resume")
         return Outcome("interrupted", ok=False, wall_seconds=time.monotonic() - start, interrupted=True)
@@ -143,6 +148,10 @@ def _handle(event: Event, study: Study, pool: Executor, max_retries: int, rerun:
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
+    if event.kind == "setup_refused":  # e.g. the data module's fit() refuses the worker's device
+        raise UsageError(
+            f"{event.payload} (refused in the setup of the worker on {pool.slots[event.slot].device})"
+        )
     trial = study.trial(event.number)
     if event.kind == "epoch":
         # The study records the epoch (the journal's one writer) and its scheduler decides; the

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,11 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
             on_start=progress.started if show else None,
             on_epoch=progress.epoch if show else None,
         )
+    except UsageError:  # a worker's setup refused its device: a new study leaves nothing, as any refusal
+        tb.close()
+        if fresh:
+            _remove_new_study(study_dir, keep=there)
+        raise
     finally:
         pool.close()
     journal.set_meta("wall_seconds", str(float(journal.get_meta("wall_seconds") or 0) + outcome.wall_seconds))
@@ -236,19 +242,26 @@ def _run_locked(cfg: Any, plan: Any, defaulted: bool) -> int:
     return 0
 
 
-NEW_STUDY_FILES = ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "config.yaml", "checkpoints")
+NEW_STUDY_FILES = (
+    "journal.sqlite",
+    "journal.sqlite-wal",
+    "journal.sqlite-shm",
+    "config.yaml",
+    "checkpoints",
+    "tb",
+)
 
 
 def _remove_new_study(study_dir: Path, keep: set[str]) -> None:
-    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/), but what
-    was there before it (`keep`): the lock then removes the folder if it made it, so the command
-    can be run again as if for the first time."""
+    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/, tb/), but
+    what was there before it (`keep`): the lock then removes the folder if it made it, so the
+    command can be run again as if for the first time."""
     for name in NEW_STUDY_FILES:
         path = study_dir / name
         if name in keep:
             continue
         try:
-            path.rmdir() if name == "checkpoints" else path.unlink(missing_ok=True)
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         except OSError:
             pass
 

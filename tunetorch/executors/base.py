@@ -17,7 +17,8 @@ Events, and the type of each one's payload:
     "epoch"          dict   the task's metrics of one epoch, "epoch" among them
     "done"           Done   the trial ended: its result or error, and the time it held its device
     "died"           str    why the worker (and the trial it ran, if any) is gone
-    "setup_failed"   str    a worker's setup raised: the reason with its traceback
+    "setup_failed"   str    a worker's setup raised: the reason with its traceback (a bug)
+    "setup_refused"  str    a worker's setup raised UsageError: bad input, one line
 
 An implementation is one module of this package that imports only this contract and the shared
 steps (executors/layout.py, executors/device.py, executors/ledger.py), plus one line in
@@ -56,7 +57,7 @@ class Done:
 
 @dataclass
 class Event:
-    kind: str  # "ready" | "epoch" | "done" | "died" | "setup_failed"
+    kind: str  # "ready" | "epoch" | "done" | "died" | "setup_failed" | "setup_refused"
     slot: int
     number: int | None = None  # the trial, for "epoch", "done" and "died"
     payload: Any = None  # typed per kind: see the module's docstring

@@ -6,6 +6,7 @@ device ledger (tunetorch.executors.ledger), which shares it among the trials hol
 A task that raises is a failed trial, not a failed worker: its error is one line, and after an
 out-of-memory the device's cached memory is given back before the next trial. A task that raises
 EnvironmentFault (its weights cannot be written) is reported as the fault it is: the study stops.
+A setup that raises UsageError refused its device (bad input); any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from tunetorch.errors import EnvironmentFault
+from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.executors.base import Done, Emit, Event, Task
 from tunetorch.executors.ledger import DeviceLedger
 
@@ -52,7 +53,9 @@ def run_task(
 
 
 def setup_event(slot: int, e: BaseException) -> Event:
-    """The event of a worker whose setup raised `e`."""
+    """The event of a worker whose setup raised `e`: refused (UsageError, one line) or failed."""
+    if isinstance(e, UsageError):
+        return Event("setup_refused", slot, payload=str(e).strip().splitlines()[0] if str(e).strip() else "")
     return Event("setup_failed", slot, payload=reason(e, full=True))
 
 

@@ -169,8 +169,8 @@ class RayPool(Executor):
 
     def _wait_started(self, timeout: float) -> None:
         """Wait until every actor is set up (or cannot be); after `timeout`, go on with those
-        that are, the others join when placed. A setup that fails ends the wait: the search
-        loop reads its "setup_failed" event and stops."""
+        that are, the others join when placed. A setup that fails (or refuses) ends the wait: the
+        search loop reads its "setup_failed" ("setup_refused") event and stops."""
         deadline = time.monotonic() + timeout
         while any(s.starting is not None for s in self.slots) and time.monotonic() < deadline:
             if self._setup_ended():
@@ -185,7 +185,7 @@ class RayPool(Executor):
             )
 
     def _setup_ended(self) -> bool:
-        return any(e.kind == "setup_failed" for e in self._pending)
+        return any(e.kind in ("setup_failed", "setup_refused") for e in self._pending)
 
     def pending_slots(self) -> int:
         """Slots whose actor is being placed or set up (a replacement after a death): not idle yet."""
