@@ -1,9 +1,9 @@
 """The local executor: one worker process per slot, slots spread over devices, device seconds measured.
 
-Slots: every CUDA device gets `trials_per_device` slots; without a GPU there are
-`workers` CPU slots. Each slot is one spawned process (never forked: CUDA does not
-survive a fork), pinned to its device for life. A worker runs `setup(device)` once
-(for training: load the data set onto its device) and then one task at a time.
+Slots (the layout, executors/layout.py): every CUDA device gets `trials_per_device` slots;
+without a GPU there are `workers` CPU slots. Each slot is one spawned process (never forked:
+CUDA does not survive a fork), pinned to its device for life. A worker runs `setup(device)`
+once (for training: load the data set onto its device) and then one task at a time.
 
 The main process does no CUDA work: it hands tasks to idle slots and reads events.
 There is no batch barrier: the tuner refills a slot the moment its trial ends.
@@ -72,7 +72,7 @@ def preflight(tuner: Any) -> None:
 
 
 def start(tuner: Any, setup: Setup, task: Task, decide: bool = False) -> Pool:
-    """Worker processes for the `tuner` settings' slots (preflight's checks made again)."""
+    """Worker processes for the `tuner` settings' slots (the layout checked again, as preflight does)."""
     return Pool(
         slot_devices(tuner.devices, tuner.workers, tuner.trials_per_device), setup, task, decide=decide
     )
