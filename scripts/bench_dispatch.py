@@ -72,7 +72,7 @@ class Probe:
                 self.ready[event.slot] = now
             elif event is not None and event.kind == "done" and event.number in self.submitted:
                 start, slot = self.submitted.pop(event.number)
-                self.spans.append((start, now, slot, event.payload["device_seconds"]))
+                self.spans.append((start, now, slot, event.payload.device_seconds))
             return event
 
         pool.submit, pool.next_event = timed_submit, timed_next_event
@@ -159,6 +159,19 @@ def two_node_cluster(num_cpus: int):
     return cluster, time.perf_counter() - t0
 
 
+def ray_tuner(workers: int, address: str):
+    """The `tuner` settings of `workers` CPU slots on the Ray cluster at `address`."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        backend="ray",
+        devices="cpu",
+        workers=workers,
+        trials_per_device=1,
+        ray=SimpleNamespace(address=address),
+    )
+
+
 def inside_namespace(args) -> dict:
     """The Ray rows, run inside the network namespace: a head and one added node. Overhead:
     `workers // 2` CPUs each; the Ray backend with `workers` CPU slots, then Ray Tune on the
@@ -166,7 +179,7 @@ def inside_namespace(args) -> dict:
     import ray
 
     from tests import _toy_tasks as tasks
-    from tunetorch.executors.ray import RayPool
+    from tunetorch.executors import open_executor
 
     if args.ray_part == "utilisation":
         return ray_utilisation(args)
@@ -176,9 +189,7 @@ def inside_namespace(args) -> dict:
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
 
         def open_ray():
-            pool = RayPool.connect(
-                "cpu", args.workers, 1, tasks.setup, tasks.instant, address=cluster.address
-            )
+            pool = open_executor(ray_tuner(args.workers, cluster.address), tasks.setup, tasks.instant)
             return pool, time.perf_counter()
 
         if "ray" in args.backends:
@@ -309,7 +320,7 @@ def compose_config(dataset: str, data_root: Path, epochs: int, tmp: Path):
         "model=mlp",
         f"dataset={dataset}",
         f"trainer.epochs={epochs}",
-        "+strategy=random",
+        "strategy=random",
         f"study.dir={tmp}",
     ]
     if dataset != "digits":
@@ -351,8 +362,7 @@ def utilisation_run(cfg, open_pool, n_trials: int, tmp: Path) -> dict:
     from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
 
-    cfg, defaulted = config.fill_defaults(cfg, conf_dir())
-    plan = config.check(cfg, conf_dir(), defaulted)
+    plan = config.check(cfg, conf_dir())
     config.check_code(cfg, plan)  # the model's and data module's code, as `tunetorch.tune` checks it
     space = plan.space
     checkpoints = Path(tempfile.mkdtemp(dir=tmp))
@@ -491,7 +501,7 @@ def ray_utilisation(args) -> dict:
     over a head and one added node of one CPU each (2 workers: one slot per node)."""
     import ray
 
-    from tunetorch.executors.ray import RayPool
+    from tunetorch.executors import open_executor
 
     cluster, started = two_node_cluster(1)
     runs = []
@@ -503,7 +513,7 @@ def ray_utilisation(args) -> dict:
             for w in (1, 2):
 
                 def open_ray(setup, task, w=w):
-                    return RayPool.connect("cpu", w, 1, setup, task, address=cluster.address)
+                    return open_executor(ray_tuner(w, cluster.address), setup, task)
 
                 runs.append((w, utilisation_run(cfg, open_ray, args.cpu_trials, tmp)))
                 print(f"  ray cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
@@ -515,7 +525,7 @@ def ray_utilisation(args) -> dict:
 
 # --- the report -----------------------------------------------------------------------------
 def cpu_name() -> str:
-    from tunetorch.executors.local import device_name
+    from tunetorch.executors.device import device_name
 
     return device_name("cpu").removeprefix("CPU: ")
 

@@ -683,7 +683,7 @@ def main() -> None:
 
     import torch
 
-    from tunetorch.executors.local import device_name
+    from tunetorch.executors.device import device_name
 
     torch.set_num_threads(args.threads)
     device = ("cuda:0" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

@@ -126,7 +126,7 @@ def _machine() -> str:
 
     import torch
 
-    from tunetorch.executors.local import device_name
+    from tunetorch.executors.device import device_name
 
     cpu = device_name("cpu").removeprefix("CPU: ")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"

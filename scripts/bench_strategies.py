@@ -370,7 +370,7 @@ def main(argv=None):
 
 
 def _cpu_model() -> str:
-    from tunetorch.executors.local import device_name
+    from tunetorch.executors.device import device_name
 
     return device_name("cpu").removeprefix("CPU: ")
 

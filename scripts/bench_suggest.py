@@ -272,7 +272,7 @@ def cell_text(cell: Cell, reps: int) -> str:
 
 
 def machine() -> str:
-    from tunetorch.executors.local import device_name
+    from tunetorch.executors.device import device_name
 
     return f"{device_name('cpu').removeprefix('CPU: ')}, {os.cpu_count()} cores"
 

@@ -64,7 +64,7 @@ def test_fake_gpus_never_hold_more_than_their_slots_and_never_idle():
         def next_event(timeout=1.0):
             e = real_next(timeout)
             if e is not None and e.kind == "done":
-                events.append(e.payload["result"])
+                events.append(e.payload.result)
             return e
 
         pool.next_event = next_event
@@ -157,7 +157,7 @@ def test_the_device_minutes_budget_stops_new_trials_and_lets_in_flight_ones_fini
         def next_event(timeout=1.0):
             e = real_next(timeout)
             if e is not None and e.kind == "done":
-                log.append(("done", e.payload["device_seconds"]))
+                log.append(("done", e.payload.device_seconds))
             return e
 
         pool.submit, pool.next_event = submit, next_event
@@ -252,7 +252,7 @@ def test_two_trials_at_once_on_one_device_are_charged_the_time_it_was_held_not_t
         def next_event(timeout=1.0):
             e = real_next(timeout)
             if e is not None and e.kind == "done":
-                results[e.number] = e.payload["result"]
+                results[e.number] = e.payload.result
             return e
 
         pool.next_event = next_event
@@ -362,7 +362,7 @@ def test_device_seconds_include_kernels_still_queued_when_the_trial_returns():
         def next_event(timeout=1.0):
             e = real_next(timeout)
             if e is not None and e.kind == "done":
-                seen.append((e.payload["result"]["queued_in"], e.payload["device_seconds"]))
+                seen.append((e.payload.result["queued_in"], e.payload.device_seconds))
             return e
 
         pool.next_event = next_event

@@ -74,6 +74,11 @@ def setup(device: str) -> dict:
     return {"x": x.to(device), "y": y.to(device), "device": device, "pid": os.getpid()}
 
 
+def refusing_setup(device: str) -> dict:
+    """A setup that refuses its device, as setup_training does when the data module's fit() does."""
+    raise UsageError(f"dataset.max_device_bytes: the data do not fit on {device}")
+
+
 def train(state: dict, number: int, params: dict, emit) -> dict:
     """A few epochs of SGD on a linear classifier; each epoch reported; stops when told."""
     import torch
@@ -95,6 +100,21 @@ def train(state: dict, number: int, params: dict, emit) -> dict:
         if emit("epoch", {"epoch": epoch, "val_accuracy": acc}):
             break
     return {"score": best, "epoch": epochs - 1, "epochs": epochs, "start": start, "end": time.monotonic()}
+
+
+def tuner(devices, workers: int, trials_per_device: int, address: str | None = None, backend: str = "ray"):
+    """The `tuner` settings open_executor reads, as the composed config's `tuner` node holds them."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {
+            "backend": backend,
+            "devices": devices,
+            "workers": workers,
+            "trials_per_device": trials_per_device,
+            "ray": {"address": address},
+        }
+    )
 
 
 # --- scenarios (run inside the namespace) ----------------------------------------------------
@@ -155,13 +175,21 @@ def scenario_two_nodes(out: dict, tmp: Path) -> None:
     try:
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
         try:  # more GPUs than the cluster has: one line, before any actor starts
-            open_executor("ray", [0, 1, 2], 1, 1, setup, train, ray_address=cluster.address)
+            open_executor(tuner([0, 1, 2], 1, 1, cluster.address), setup, train)
         except UsageError as e:
             out["too_many_gpus"] = str(e)
+        # a setup that refuses its device on an actor: the search stops with that one line
+        refusing = open_executor(tuner("cpu", 1, 1, cluster.address), refusing_setup, train)
+        try:
+            run_search(Study(SearchSpace.from_dict(SPACE), "random", seed=0), refusing, Budget(n_trials=2))
+        except UsageError as e:
+            out["refused"] = str(e)
+        finally:
+            refusing.close()
         journal = Journal(tmp / "journal.sqlite")
         study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, journal=journal, metric="val_accuracy")
         results = {}
-        pool = open_executor("ray", "auto", 1, 2, setup, train, decide=True, ray_address=cluster.address)
+        pool = open_executor(tuner("auto", 1, 2, cluster.address), setup, train, decide=True)
         try:
             last = {}  # slot -> [trial, epoch] of its latest epoch event
             epochs = _watch(pool, lambda e: last.__setitem__(e.slot, [e.number, e.payload["epoch"]]))
@@ -169,8 +197,8 @@ def scenario_two_nodes(out: dict, tmp: Path) -> None:
 
             def next_event(timeout=1.0):
                 e = real_next(timeout)
-                if e is not None and e.kind == "done" and e.payload["result"]:
-                    results[e.number] = e.payload["result"]
+                if e is not None and e.kind == "done" and e.payload.result:
+                    results[e.number] = e.payload.result
                 return e
 
             def decide(slot, stop):
@@ -209,7 +237,7 @@ def scenario_node_dies(out: dict, tmp: Path) -> None:
         doomed = node.node_id
         study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, metric="val_accuracy")
         removed, died = [], []
-        pool = open_executor("ray", "auto", 1, 1, setup, train, ray_address=cluster.address)
+        pool = open_executor(tuner("auto", 1, 1, cluster.address), setup, train)
         try:
 
             def on_epoch(e) -> None:
@@ -422,6 +450,11 @@ class TestTwoNodeCluster:
             assert held - 0.01 <= charged <= held + 0.02 * len(trials) + 0.05, (charged, held)
             assert walls > 1.5 * charged  # two at a time: their own wall times count it nearly twice
 
+    def test_a_setup_refused_on_an_actor_is_the_one_line_of_a_usage_error(self, two_nodes):
+        assert two_nodes["refused"] == (
+            "dataset.max_device_bytes: the data do not fit on cpu (refused in the setup of the worker on cpu)"
+        )
+
     def test_too_many_gpus_is_one_line(self, two_nodes):
         assert two_nodes["too_many_gpus"] == (
             f"tuner.devices: [0, 1, 2] asks for 3 GPUs but the Ray cluster at "
@@ -493,7 +526,7 @@ def test_a_bad_backend_is_one_line():
     from tunetorch.executors import open_executor
 
     with pytest.raises(UsageError, match=r"^tuner.backend: 'spark' is not one of local, ray$"):
-        open_executor("spark", "cpu", 1, 1, setup, train)
+        open_executor(tuner("cpu", 1, 1, backend="spark"), setup, train)
 
 
 def test_ray_not_installed_is_one_line(monkeypatch):
@@ -501,7 +534,7 @@ def test_ray_not_installed_is_one_line(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(UsageError, match=r"needs Ray installed: pip install 'tunetorch\[ray\]'"):
-        open_executor("ray", "cpu", 1, 1, setup, train)
+        open_executor(tuner("cpu", 1, 1), setup, train)
 
 
 @needs_ray
@@ -510,19 +543,24 @@ def test_an_unreachable_address_is_one_line_in_seconds():
 
     start = time.monotonic()
     with pytest.raises(UsageError, match=r"^tuner.ray.address: '127.0.0.1:9': no Ray cluster answers"):
-        open_executor("ray", "cpu", 1, 1, setup, train, ray_address="127.0.0.1:9")
+        open_executor(tuner("cpu", 1, 1, "127.0.0.1:9"), setup, train)
     assert time.monotonic() - start < 10
 
 
 def test_gpus_asked_of_a_cluster_without_any_is_one_line():
+    from tunetorch.executors.layout import Layout
     from tunetorch.executors.ray import _slot_options
 
     with pytest.raises(
         UsageError, match=r"^tuner.devices: \[0\] asks for 1 GPU but the Ray cluster at x:1 has 0$"
     ):
-        _slot_options([0], 2, 1, 0, "x:1")
-    assert _slot_options("auto", 2, 2, 0, None) == [{"num_cpus": 1}] * 2  # auto: CPU slots, as locally
-    assert _slot_options("auto", 1, 4, 2, None) == [{"num_gpus": 0.25, "num_cpus": 0}] * 8
+        _slot_options(Layout.parse([0], 2, 1), 0, "x:1")
+    assert (
+        _slot_options(Layout.parse("auto", 2, 2), 0, None) == [{"num_cpus": 1}] * 2
+    )  # auto: CPU slots, as locally
+    assert _slot_options(Layout.parse("auto", 1, 4), 2, None) == [{"num_gpus": 0.25, "num_cpus": 0}] * 8
+    assert _slot_options(Layout.parse([5, 7], 3, 2), 2, None) == [{"num_gpus": 0.5, "num_cpus": 0}] * 4
+    assert _slot_options(Layout.parse("cpu", 3, 2), 2, None) == [{"num_cpus": 1}] * 3
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError, nearest
+from tunetorch.executors import BACKENDS
 from tunetorch.strategies import SEED_MAX
 
 DEFAULT_STRATEGY = "random"
@@ -65,7 +66,7 @@ def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
     _positive_int(cfg, "tuner.workers")
     _positive_int(cfg, "tuner.trials_per_device")
     _boolean(cfg, "tuner.progress")
-    _one_of(cfg, "tuner.backend", ("local", "ray"))
+    _one_of(cfg, "tuner.backend", tuple(BACKENDS))
     _boolean(cfg, "report.strategy_internals")
     address = _get(cfg, "tuner.ray.address")
     if address is not None and (not isinstance(address, str) or not address):
@@ -253,31 +254,3 @@ def _study_dir_usable(target: Path) -> None:
             f"study.dir: {target} cannot be written: {parent} is {why}; make it writable and run the "
             "same command again"
         )
-
-
-# Each CPU worker process holds its own torch and its own copy of the data: about this much.
-CPU_WORKER_BYTES = 500 * 2**20
-
-
-def check_cpu_workers(devices: list[str]) -> None:
-    """Refuse more CPU workers than the machine's available memory can hold."""
-    n = sum(d == "cpu" for d in devices)
-    available = _available_memory()
-    if n > 1 and available is not None and n * CPU_WORKER_BYTES > available:
-        fits = max(1, available // CPU_WORKER_BYTES)
-        raise UsageError(
-            f"tuner.workers: {n} CPU workers would need about {n * CPU_WORKER_BYTES / 2**30:.0f} GiB "
-            f"(each holds its own torch and data, ~0.5 GiB); {available / 2**30:.1f} GiB is available: "
-            f"use at most {fits}"
-        )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunetorch.budget import Budget
-from tunetorch.errors import SpaceExhausted
-from tunetorch.executors.local import Event, Pool
+from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch.executors.base import Done, Event, Executor
 from tunetorch.history import consecutive_failures, device_minutes
 from tunetorch.prefetch import Prefetch
 from tunetorch.study import Study
@@ -46,7 +46,7 @@ class _Stop(Exception):
 
 def run_search(
     study: Study,
-    pool: Pool,
+    pool: Executor,
     budget: Budget,
     max_retries: int = 1,
     max_consecutive_failures: int = 10,
@@ -104,19 +104,21 @@ def run_search(
                     break
             if ahead and not ahead.pending and not (pool.idle_slots() or rerun or exhausted or spent()):
                 ahead.start()
+            ending = False
             if pool.in_flight():
                 last_progress = time.monotonic()
-            else:
+            elif not (rerun and pool.pending_slots()):
+                # Nothing runs and nothing is coming back: hear out what the executor still holds
+                # (a setup that failed or refused before any trial ran, as Ray's may), then end.
+                ending = True
+            elif time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
                 # Trials to retry while every slot's worker is being replaced (a lost Ray node):
                 # wait for a replacement, but not for ever.
-                if not (rerun and getattr(pool, "pending_slots", lambda: 0)()):
-                    break
-                if time.monotonic() - last_progress >= REPLACEMENT_WAIT_SECONDS:
-                    raise _Stop(
-                        f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials"
-                    )
-            event = pool.next_event(timeout=0.5)
+                raise _Stop(f"no worker came back within {REPLACEMENT_WAIT_SECONDS:.0f} s to retry trials")
+            event = pool.next_event(timeout=0.0 if ending else 0.5)
             if event is None:
+                if ending:
+                    break
                 continue
             trial = _handle(event, study, pool, max_retries, rerun)
             if event.kind == "epoch" and on_epoch is not None:
@@ -131,6 +133,9 @@ def run_search(
     except _Stop as e:
         _interrupt_in_flight(study, pool, "the study stopped on failures")
         return Outcome(str(e), ok=False, wall_seconds=time.monotonic() - start)
+    except UsageError:  # a worker's setup refused its device: bad input, the caller's one line
+        _interrupt_in_flight(study, pool, "the study stopped: a worker refused its setup")
+        raise
     except KeyboardInterrupt:
         _interrupt_in_flight(study, pool, "interrupted (Ctrl-C or SIGTERM); re-run on resume")
         return Outcome("interrupted", ok=False, wall_seconds=time.monotonic() - start, interrupted=True)
@@ -139,10 +144,14 @@ def run_search(
     return Outcome(reason or "done", ok=True, wall_seconds=time.monotonic() - start)
 
 
-def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: list) -> Trial | None:
+def _handle(event: Event, study: Study, pool: Executor, max_retries: int, rerun: list) -> Trial | None:
     """Record one event; returns the trial if it has just finished."""
     if event.kind == "setup_failed":
         raise _Stop(f"a worker could not start: {event.payload.splitlines()[0]}\n{event.payload}")
+    if event.kind == "setup_refused":  # e.g. the data module's fit() refuses the worker's device
+        raise UsageError(
+            f"{event.payload} (refused in the setup of the worker on {pool.slots[event.slot].device})"
+        )
     trial = study.trial(event.number)
     if event.kind == "epoch":
         # The study records the epoch (the journal's one writer) and its scheduler decides; the
@@ -167,24 +176,23 @@ def _handle(event: Event, study: Study, pool: Pool, max_retries: int, rerun: lis
             return None
         return study.tell(trial, None, error=f"{event.payload} (after {trial.attempts} attempts)")
     if event.kind == "done":
-        p = event.payload
+        p: Done = event.payload
         fields: dict[str, Any] = {
-            "device_seconds": p["device_seconds"],
-            # raw time on the slot and the machine, where the executor reports them
-            "wall_seconds": p.get("wall_seconds", p["device_seconds"]),
-            "node": p.get("node"),
+            "device_seconds": p.device_seconds,
+            "wall_seconds": p.wall_seconds,  # raw time on the slot
+            "node": p.node,
             "device_name": pool.slots[event.slot].device_name,
         }
-        if p["error"] is not None:
-            return study.tell(trial, None, error=p["error"], **fields)
-        result = p["result"]
+        if p.error is not None:
+            return study.tell(trial, None, error=p.error, **fields)
+        result = p.result
         return study.tell(
             trial, result["score"], best_epoch=result.get("epoch"), epochs=result.get("epochs"), **fields
         )
     return None
 
 
-def _interrupt_in_flight(study: Study, pool: Pool, why: str) -> None:
+def _interrupt_in_flight(study: Study, pool: Executor, why: str) -> None:
     running = pool.in_flight()
     pool.close(timeout=5.0)
     for t in study.trials:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from tunetorch import cli, config, identity
+from tunetorch import cli, config, executors, identity
 from tunetorch.errors import EnvironmentFault, UsageError
 
 
@@ -36,15 +37,8 @@ def run(cfg: Any) -> int:
     # The config first, before torch is imported: bad input is refused in a fraction of a second.
     conf = cli.conf_dir()
     plan = config.check(cfg, conf)  # a strategy or scheduler not chosen is filled in: random, none
-    if cfg.tuner.backend == "local":  # (a Ray cluster's slots are known once it is reached)
-        from tunetorch.executors.local import slot_devices
-
-        config.check_cpu_workers(slot_devices(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device))
     config.check_code(cfg, plan)  # imports the model's and data module's code
-    if cfg.tuner.backend == "ray":  # Ray installed, its address answering, its GPUs enough
-        from tunetorch.executors.ray import preflight
-
-        preflight(_devices(cfg), cfg.tuner.workers, cfg.tuner.trials_per_device, cfg.tuner.ray.address)
+    executors.preflight(cfg.tuner)  # the slots on the devices there are (a Ray cluster reached)
 
     from tunetorch.lock import StudyLock
 
@@ -68,16 +62,11 @@ RESUME = (
 )
 
 
-def _devices(cfg: Any) -> Any:
-    return cfg.tuner.devices if isinstance(cfg.tuner.devices, str) else list(cfg.tuner.devices)
-
-
 def _run_locked(cfg: Any, plan: Any) -> int:
     from omegaconf import OmegaConf
 
     from tunetorch.budget import Budget
     from tunetorch.checkpoints import bind_weights, keep_best
-    from tunetorch.executors import open_executor
     from tunetorch.history import device_minutes
     from tunetorch.progress import Progress
     from tunetorch.reports import TensorBoardLog, terminal, write_reports
@@ -118,16 +107,7 @@ def _run_locked(cfg: Any, plan: Any) -> int:
         setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
     )
     # With a scheduler, each worker waits after every epoch for the study's decision to go on.
-    pool = open_executor(
-        cfg.tuner.backend,
-        _devices(cfg),
-        cfg.tuner.workers,
-        cfg.tuner.trials_per_device,
-        setup,
-        run_training,
-        decide=plan.scheduler != "none",
-        ray_address=cfg.tuner.ray.address,
-    )
+    pool = executors.open_executor(cfg.tuner, setup, run_training, decide=plan.scheduler != "none")
     devices = [s.device for s in pool.slots]
     note = " (the default; choose with +strategy=bayes|grid|random)" if plan.strategy_defaulted else ""
     scheduler = f", scheduler {plan.scheduler}" if plan.scheduler != "none" else ""
@@ -184,6 +164,11 @@ def _run_locked(cfg: Any, plan: Any) -> int:
             on_start=progress.started if show else None,
             on_epoch=on_epoch,
         )
+    except UsageError:  # a worker's setup refused its device: a new study leaves nothing, as any refusal
+        tb.close()
+        if fresh:
+            _remove_new_study(study_dir, keep=there)
+        raise
     finally:
         pool.close()
     journal.set_meta("wall_seconds", str(float(journal.get_meta("wall_seconds") or 0) + outcome.wall_seconds))
@@ -238,7 +223,7 @@ def _run_locked(cfg: Any, plan: Any) -> int:
             from tunetorch.evaluate import rewrite_reports_after_a_failed_look
 
             try:
-                result = evaluate_best(study_dir, journal, device=_eval_device(cfg, devices))
+                result = evaluate_best(study_dir, journal, device=pool.driver_device())
             except (EnvironmentFault, UsageError):  # its test() raised: one line, the look counts
                 rewrite_reports_after_a_failed_look(study_dir, journal, 0)
                 tb.close()
@@ -261,19 +246,26 @@ def _run_locked(cfg: Any, plan: Any) -> int:
     return 0
 
 
-NEW_STUDY_FILES = ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "config.yaml", "checkpoints")
+NEW_STUDY_FILES = (
+    "journal.sqlite",
+    "journal.sqlite-wal",
+    "journal.sqlite-shm",
+    "config.yaml",
+    "checkpoints",
+    "tb",
+)
 
 
 def _remove_new_study(study_dir: Path, keep: set[str]) -> None:
-    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/), but what
-    was there before it (`keep`): the lock then removes the folder if it made it, so the command
-    can be run again as if for the first time."""
+    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/, tb/), but
+    what was there before it (`keep`): the lock then removes the folder if it made it, so the
+    command can be run again as if for the first time."""
     for name in NEW_STUDY_FILES:
         path = study_dir / name
         if name in keep:
             continue
         try:
-            path.rmdir() if name == "checkpoints" else path.unlink(missing_ok=True)
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         except OSError:
             pass
 
@@ -293,16 +285,6 @@ def backfill_weights(study_dir: Path, journal: Any, trials: list) -> list[int]:
             if journal.weights_hash(trial.number) is not None:
                 done.append(trial.number)
     return done
-
-
-def _eval_device(cfg: Any, devices: list[str]) -> str:
-    """Where the final evaluation runs: in this process, so on this machine's GPU. Under Ray the
-    slots' devices may be other machines' GPUs."""
-    if cfg.tuner.backend == "ray":
-        import torch
-
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    return next((d for d in devices if d.startswith("cuda")), "cpu")
 
 
 if __name__ == "__main__":

@@ -1,42 +1,48 @@
-"""Executors: where trials run. `open_executor` picks one from the `tuner` settings.
+"""Executors: where trials run. The contract is executors/base.py; `tuner.backend` picks one here.
 
-Both executors have one interface, the one the search loop (tunetorch.search) drives:
-`slots` (each with device, device_name, busy_seconds), `idle_slots()`, `in_flight()`,
-`submit(slot, number, params) -> device`, `next_event(timeout)`, `decide(slot, stop)`,
-`close()`; events are tunetorch.executors.local.Event.
+    local:     tunetorch.executors.local, worker processes on this machine (the default)
+    ray:       tunetorch.executors.ray, Ray actors over a cluster's GPUs
+    inprocess: tunetorch.executors.inprocess, generator trials on simulated slots and a simulated
+               clock (the race's landscapes; built directly, not chosen by tuner.backend)
 
-    local: tunetorch.executors.local.Pool, worker processes on this machine (the default)
-    ray:   tunetorch.executors.ray.RayPool, Ray actors over a cluster's GPUs
-    inprocess: tunetorch.executors.inprocess.InProcessExecutor, generator trials on simulated
-           slots and a simulated clock (the race's landscapes; not chosen by tuner.backend)
+A backend is a module with two functions of the `tuner` settings (the composed config's `tuner`
+node: backend, devices, workers, trials_per_device, ray.address):
+
+    preflight(tuner)                          every check that can be made before a study is
+                                              written (the devices, a cluster reached); UsageError
+    start(tuner, setup, task, decide) -> Executor
+
+Adding a backend is that module and one line in BACKENDS. This module is light on purpose
+(config.check reads BACKENDS): a backend is imported only when it is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from tunetorch.errors import UsageError
+from tunetorch.executors.base import Executor, Setup, Task
 
-BACKENDS = ("local", "ray")
+BACKENDS = {
+    "local": "tunetorch.executors.local",
+    "ray": "tunetorch.executors.ray",
+}
 
 
-def open_executor(
-    backend: str,
-    devices: Any,
-    workers: int,
-    trials_per_device: int,
-    setup,
-    task,
-    decide: bool = False,
-    ray_address: str | None = None,
-):
-    """The executor for `tuner.backend`; `ray` is imported only for backend=ray."""
-    if backend == "local":
-        from tunetorch.executors.local import Pool, slot_devices
+def preflight(tuner: Any) -> None:
+    """The chosen backend's checks, before the study directory is made."""
+    _backend(tuner).preflight(tuner)
 
-        return Pool(slot_devices(devices, workers, trials_per_device), setup, task, decide=decide)
-    if backend == "ray":
-        from tunetorch.executors.ray import RayPool
 
-        return RayPool.connect(devices, workers, trials_per_device, setup, task, decide, ray_address)
-    raise UsageError(f"tuner.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+def open_executor(tuner: Any, setup: Setup, task: Task, decide: bool = False) -> Executor:
+    """The executor for `tuner.backend`, its slots started. With `decide`, each task's "epoch"
+    waits for the driver's answer (executor.decide): a scheduler is on."""
+    return _backend(tuner).start(tuner, setup, task, decide=decide)
+
+
+def _backend(tuner: Any):
+    backend = tuner.backend
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise UsageError(f"tuner.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[backend])

@@ -1,9 +1,7 @@
 """The in-process executor: trials as generators in this process, on simulated slots and a simulated clock.
 
-The search loop (tunetorch.search.run_search) drives it exactly as it drives the worker pool:
-`slots` (each with device, device_name, busy_seconds), `idle_slots()`, `in_flight()`,
-`submit(slot, number, params) -> device`, `next_event(timeout)`, `decide(slot, stop)`, `close()`,
-with the same events (tunetorch.executors.local.Event). It exists for objectives that cost
+The search loop (tunetorch.search.run_search) drives it exactly as it drives the worker pool,
+through the executor contract (tunetorch.executors.base) and its events. It exists for objectives that cost
 nothing to compute but stand for something that does (the race's synthetic landscapes), so
 that the budget rule, in-flight accounting, schedulers and failures are the loop's, once.
 
@@ -33,20 +31,16 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from tunetorch.executors.local import Event
+from tunetorch.executors.base import Done, Event, Executor, Slot
+from tunetorch.executors.device import reason
 
 # task(number, params) -> a generator yielding (epoch payload, device seconds of that epoch),
 # receiving the stop decision, returning the result {"score", "epoch", "epochs"}.
 Task = Callable[[int, dict], Generator[tuple[dict, float], bool, dict]]
 
 
-@dataclass
-class _Slot:
-    index: int
-    device: str
-    device_name: str
-    busy_seconds: float = 0.0
-    number: int | None = None  # the trial it runs, None when idle
+@dataclass(kw_only=True)
+class _Slot(Slot):
     trial: Any = None  # the trial's generator
     clock: float = 0.0  # simulated time at which its work so far ends
     charged: float = 0.0  # device seconds of the running trial so far
@@ -54,8 +48,10 @@ class _Slot:
     awaiting: bool = False  # an "epoch" event was handed out; the trial waits for the decision
 
 
-class InProcessExecutor:
+class InProcessExecutor(Executor):
     """Simulated slots that run generator tasks in this process, one epoch per step."""
+
+    slots: list[_Slot]
 
     # Nothing trains while the driver computes (the clock is simulated): nothing to prepare ahead.
     trains_meanwhile = False
@@ -65,15 +61,11 @@ class InProcessExecutor:
             raise ValueError(f"slots: {slots!r} must be a whole number >= 1")
         self._task = task
         self._now = 0.0  # the simulated time of the last event handed out
-        self.slots = [_Slot(i, device, device_name or device) for i in range(slots)]
+        self.slots = [_Slot(index=i, device=device, device_name=device_name or device) for i in range(slots)]
 
     # --- dispatch --------------------------------------------------------------------------
     def idle_slots(self) -> list[int]:
         return [s.index for s in self.slots if s.number is None]
-
-    def in_flight(self) -> dict[int, int]:
-        """trial number -> slot, for every running trial."""
-        return {s.number: s.index for s in self.slots if s.number is not None}
 
     def submit(self, slot: int, number: int, params: dict) -> str:
         """Start trial `number` on an idle slot now; returns the slot's device."""
@@ -121,7 +113,7 @@ class InProcessExecutor:
             s.due = self._done(s, done.value, None)
             return
         except Exception as e:  # a failed trial, not a failed executor
-            s.due = self._done(s, None, _reason(e))
+            s.due = self._done(s, None, reason(e))
             return
         seconds = float(seconds)
         s.clock += seconds
@@ -129,14 +121,8 @@ class InProcessExecutor:
         s.due = Event("epoch", s.index, s.number, payload)
 
     def _done(self, s: _Slot, result: Any, error: str | None) -> Event:
-        payload = {
-            "result": result,
-            "error": error,
-            "device_seconds": s.charged,
-            "wall_seconds": s.charged,  # simulated: the slot held its device for exactly that long
-            "node": None,
-        }
-        return Event("done", s.index, s.number, payload)
+        # simulated: the slot held its device for exactly the seconds charged
+        return Event("done", s.index, s.number, Done(result, error, s.charged, s.charged))
 
     def close(self, timeout: float = 0.0) -> None:
         """Abandon the trials in flight (their generators are closed)."""
@@ -145,17 +131,7 @@ class InProcessExecutor:
                 s.trial.close()
             s.number, s.trial, s.due, s.awaiting = None, None, None, False
 
-    def __enter__(self) -> InProcessExecutor:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def _raising(e: Exception):
     raise e
     yield  # unreachable: it makes this a generator, which raises on its first step
-
-
-def _reason(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}".strip().splitlines()[0]

@@ -1,15 +1,16 @@
 """The local executor: one worker process per slot, slots spread over devices, device seconds measured.
 
-Slots: every CUDA device gets `trials_per_device` slots; without a GPU there are
-`workers` CPU slots. Each slot is one spawned process (never forked: CUDA does not
-survive a fork), pinned to its device for life. A worker runs `setup(device)` once
-(for training: load the data set onto its device) and then one task at a time.
+Slots (the layout, executors/layout.py): every CUDA device gets `trials_per_device` slots;
+without a GPU there are `workers` CPU slots. Each slot is one spawned process (never forked:
+CUDA does not survive a fork), pinned to its device for life. A worker runs `setup(device)`
+once (for training: load the data set onto its device) and then one task at a time.
 
 The main process does no CUDA work: it hands tasks to idle slots and reads events.
 There is no batch barrier: the tuner refills a slot the moment its trial ends.
 
-Device seconds: a worker synchronises its device before and after each task, so the
-kernels a trial queued are counted in the trial that queued them. Slots that share a device
+Device seconds: a worker runs each task as every executor's worker does (executors/device.py):
+synchronised before and after, so the kernels a trial queued are counted in the trial that
+queued them. Slots that share a device
 (same device string on this machine) share its time: a trial is charged its share of the
 time it held the device (tunetorch.executors.ledger), so the summed device seconds of a
 study are the time its devices were held. The raw synchronised time is `wall_seconds`.
@@ -38,47 +39,43 @@ import socket
 import sys
 import tempfile
 import time
-import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
-from tunetorch.errors import EnvironmentFault, UsageError
+from tunetorch.errors import UsageError
+from tunetorch.executors.base import Event, Executor, Setup, Slot, Task, raise_fault
+from tunetorch.executors.device import device_name, run_task, setup_event
+from tunetorch.executors.layout import Layout
 from tunetorch.executors.ledger import DeviceLedger
 
-# A task function runs one trial in a worker: task(state, number, params, emit) -> result dict.
-# `emit(kind, payload)` sends progress (e.g. per-epoch metrics) to the main process; for an
-# "epoch" it returns the main process's stop decision (always False without decide=True).
-Setup = Callable[[str], Any]
-Task = Callable[[Any, int, dict, Callable[[str, Any], bool]], dict]
+# Each CPU worker process holds its own torch and its own copy of the data: about this much.
+CPU_WORKER_BYTES = 500 * 2**20
 
 
-@dataclass
-class Event:
-    kind: str  # "ready" | "epoch" | "done" | "died" | "setup_failed"
-    # done's payload: result, error, device_seconds (the trial's share of its device's held
-    # time), wall_seconds (its raw synchronised time on the slot), node (where it ran), and
-    # "fault" when the task raised EnvironmentFault (next_event raises it: the study stops)
-    slot: int
-    number: int | None = None
-    payload: Any = None
-
-
-@dataclass
-class _Slot:
-    index: int
-    device: str
+@dataclass(kw_only=True)
+class _Slot(Slot):
     process: Any = None
     tasks: Any = None  # the write end of the worker's task pipe
     events: Any = None  # the read end of the worker's event pipe
     dead: bool = False  # its worker has exited; a "died" event is queued for it
-    number: int | None = None  # the trial it runs, None when idle
     started: float = 0.0
-    device_name: str | None = None
-    busy_seconds: float = field(default=0.0)
+
+
+def preflight(tuner: Any) -> None:
+    """The local backend's checks, before the study directory is made: the layout against this
+    machine's CUDA devices, and its memory against the CPU workers."""
+    check_cpu_workers(slot_devices(tuner.devices, tuner.workers, tuner.trials_per_device))
+
+
+def start(tuner: Any, setup: Setup, task: Task, decide: bool = False) -> Pool:
+    """Worker processes for the `tuner` settings' slots (the layout checked again, as preflight does)."""
+    return Pool(
+        slot_devices(tuner.devices, tuner.workers, tuner.trials_per_device), setup, task, decide=decide
+    )
 
 
 def visible_cuda_devices() -> int:
@@ -93,57 +90,42 @@ def visible_cuda_devices() -> int:
 
 
 def slot_devices(devices: Any, workers: int, trials_per_device: int, n_cuda: int | None = None) -> list[str]:
-    """The device of every slot, from the `tuner` settings.
-
-    devices: "auto" (every visible GPU, else the CPU), "cpu", or a list of CUDA indices.
-    """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"tuner.workers: {workers!r} must be a whole number >= 1")
-    if isinstance(trials_per_device, bool) or not isinstance(trials_per_device, int) or trials_per_device < 1:
-        raise UsageError(f"tuner.trials_per_device: {trials_per_device!r} must be a whole number >= 1")
-    if devices == "cpu":
-        return ["cpu"] * workers
-    n_cuda = visible_cuda_devices() if n_cuda is None else n_cuda
-    if devices == "auto":
-        indices = list(range(n_cuda))
-        if not indices:
-            return ["cpu"] * workers
-    elif isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) > 0:
-        indices = list(devices)
-        bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_cuda]
+    """The device of every slot (the layout, tunetorch.executors.layout, on this machine's GPUs)."""
+    layout = Layout.parse(devices, workers, trials_per_device)
+    gpus: list[int] = []
+    if layout.devices != "cpu":  # (a CPU layout asks nothing of CUDA: torch is not imported)
+        n_cuda = visible_cuda_devices() if n_cuda is None else n_cuda
+        gpus = list(range(n_cuda)) if layout.listed is None else list(layout.listed)
+        bad = [i for i in gpus if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_cuda]
         if bad:
             raise UsageError(
                 f"tuner.devices: {bad[0]!r} is not a visible CUDA device index (this machine has {n_cuda})"
             )
-    else:
-        raise UsageError(f"tuner.devices: {devices!r} is not auto, cpu or a list of CUDA indices")
-    return [f"cuda:{i}" for i in indices for _ in range(trials_per_device)]
+    return ["cpu" if g is None else f"cuda:{g}" for g in layout.slots(gpus)]
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(device)
-    if device == "cpu":
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        return "CPU: " + line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        import platform
-
-        return "CPU: " + (platform.processor() or platform.machine())
-    return device  # injected test devices
+def check_cpu_workers(devices: list[str]) -> None:
+    """Refuse more CPU workers than the machine's available memory can hold."""
+    n = sum(d == "cpu" for d in devices)
+    available = _available_memory()
+    if n > 1 and available is not None and n * CPU_WORKER_BYTES > available:
+        fits = max(1, available // CPU_WORKER_BYTES)
+        raise UsageError(
+            f"tuner.workers: {n} CPU workers would need about {n * CPU_WORKER_BYTES / 2**30:.0f} GiB "
+            f"(each holds its own torch and data, ~0.5 GiB); {available / 2**30:.1f} GiB is available: "
+            f"use at most {fits}"
+        )
 
 
-def _synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize(device)
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _exit_with_parent() -> None:
@@ -190,7 +172,7 @@ def _worker_main(
             _limit_threads(threads)  # in case setup imported torch some other way
         name = device_name(device)
     except BaseException as e:  # noqa: BLE001 - reported to the main process, which stops
-        events.send(Event("setup_failed", slot, payload=_reason(e, full=True)))
+        events.send(setup_event(slot, e))
         return
     events.send(Event("ready", slot, payload=name))
     node = socket.gethostname()
@@ -214,67 +196,14 @@ def _worker_main(
                 os._exit(0)
             return bool(answer[1])
 
-        result, error, fault = None, None, None
-        _synchronize(device)
-        ledger.start(key)
-        try:
-            result = task(state, number, params, emit)
-            _synchronize(device)
-        except EnvironmentFault as e:  # the environment's (a full disk): the driver stops the study
-            error = fault = str(e)
-            _recover(device)
-        except Exception as e:  # a failed trial, not a failed worker: report it and go on
-            error = _reason(e)
-            _recover(device)
-        share, wall = ledger.stop(key)
-        payload = {
-            "result": result,
-            "error": error,
-            "device_seconds": share,
-            "wall_seconds": wall,
-            "node": node,
-        }
-        if fault is not None:
-            payload["fault"] = fault
-        events.send(Event("done", slot, number, payload))
+        done = run_task(task, state, number, params, emit, device, ledger, key, node)
+        events.send(Event("done", slot, number, done))
 
 
-def raise_fault(event: Event) -> None:
-    """A trial that ended on a fault of the environment (its worker could not write its weights:
-    a full disk, a read-only folder) stops the study with that one line, EnvironmentFault, instead
-    of being journaled as failed: it stays unfinished, and runs again when the study is resumed."""
-    fault = event.payload.get("fault") if isinstance(event.payload, dict) else None
-    if fault:
-        raise EnvironmentFault(
-            f"{fault}; the study stopped here: completed trials are kept in the journal, and once "
-            "the fault is gone (space freed, the folder writable) the same command resumes the study"
-        )
-
-
-def _reason(e: BaseException, full: bool = False) -> str:
-    text = f"{type(e).__name__}: {e}".strip()
-    if "out of memory" in text.lower():
-        text = f"CUDA out of memory: {e}"
-    if full:
-        text += "\n" + "".join(traceback.format_exception(e))
-    return text.splitlines()[0] if not full else text
-
-
-def _recover(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        try:
-            torch.cuda.synchronize(device)
-            torch.cuda.empty_cache()  # after an OOM, give the memory back before the next trial
-        except Exception:
-            pass
-
-
-class Pool:
+class Pool(Executor):
     """Worker processes over slots. submit() to an idle slot; next_event() to hear back."""
 
-    trains_meanwhile = True  # workers train while the driver computes (it may prepare ahead)
+    slots: list[_Slot]
 
     def __init__(
         self,
@@ -294,7 +223,7 @@ class Pool:
         cpu_slots = sum(d == "cpu" for d in devices)
         # CPU workers share the cores instead of each starting one thread per core.
         self._threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
-        self.slots = [_Slot(i, d) for i, d in enumerate(devices)]
+        self.slots = [_Slot(index=i, device=d) for i, d in enumerate(devices)]
         for slot in self.slots:
             self._start(slot)
 
@@ -330,10 +259,6 @@ class Pool:
         # A slot whose worker died is not idle until the "died" event has been handed out
         # and a new worker started: until then its trial may still be that worker's.
         return [s.index for s in self.slots if s.number is None and not s.dead]
-
-    def in_flight(self) -> dict[int, int]:
-        """trial number -> slot, for every running trial."""
-        return {s.number: s.index for s in self.slots if s.number is not None}
 
     def submit(self, slot: int, number: int, params: dict) -> str:
         """Start trial `number` on an idle slot; returns the slot's device."""
@@ -372,7 +297,7 @@ class Pool:
             slot.device_name = event.payload
         elif event.kind == "done" and slot.number == event.number:
             slot.number = None
-            slot.busy_seconds += event.payload["wall_seconds"]
+            slot.busy_seconds += event.payload.wall_seconds
         if event.kind == "done":
             raise_fault(event)
         elif event.kind == "died":
@@ -428,9 +353,3 @@ class Pool:
             s.tasks.close()
             s.events.close()
         self._remove_ledgers()
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

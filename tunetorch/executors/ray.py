@@ -3,9 +3,9 @@
 The driver (this process: study, journal, strategy, scheduler) stays the journal's single
 writer; Ray only places work. Each slot is an actor asking for its share of a GPU
 (`num_gpus = 1 / trials_per_device`, `num_cpus = 1` for a CPU slot). It runs `setup(device)`
-once (for training: the data onto its device) and then trials one at a time with the same
-task function as a local worker, measuring the same synchronised device time through the
-node's device ledger (tunetorch.executors.ledger), keyed by (Ray node id, GPU id).
+once (for training: the data onto its device) and then trials one at a time, each run as a
+local worker runs it (tunetorch.executors.device.run_task): the same synchronised device time,
+booked in the node's device ledger (tunetorch.executors.ledger), keyed by (Ray node id, GPU id).
 
 Streaming: a trial is one call of the actor's generator method `run`; the task runs in a
 thread of the actor and every event it emits ("epoch", then "done") is yielded back as it
@@ -40,21 +40,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError
+from tunetorch.executors.base import Event, Executor, Setup, Slot, Task, raise_fault
+from tunetorch.executors.device import device_name, reason, run_task, setup_event
+from tunetorch.executors.layout import Layout
 from tunetorch.executors.ledger import DeviceLedger
-from tunetorch.executors.local import (
-    Event,
-    _reason,
-    _recover,
-    _synchronize,
-    device_name,
-    raise_fault,
-    slot_devices,
-)
 from tunetorch.words import count
 
 MAX_START_FAILURES = 3  # a slot whose new actor dies this many times before it is ready is given up
@@ -64,7 +58,7 @@ START_TIMEOUT_S = 300.0  # how long to wait for the cluster to place the first a
 
 # --- the actor (runs on the cluster's nodes) ------------------------------------------------
 class SlotActor:
-    def __init__(self, setup, task, decide: bool, ledger_name: str, slot: int):
+    def __init__(self, setup: Setup, task: Task, decide: bool, ledger_name: str, slot: int):
         self._setup, self._task, self._decide = setup, task, decide
         self._ledger_name, self._slot = ledger_name, slot
         self._answers: queue.SimpleQueue = queue.SimpleQueue()
@@ -107,34 +101,11 @@ class SlotActor:
             return bool(self._answers.get())
 
         def work() -> None:
-            result, error, fault = None, None, None
             key = f"{os.getpid()}:{self._slot}:{number}"
-            if self.device.startswith("cuda"):
-                import torch
-
-                torch.cuda.set_device(self.device)  # the current device is per thread
-            _synchronize(self.device)
-            self._ledger.start(key)
-            try:
-                result = self._task(self.state, number, params, emit)
-                _synchronize(self.device)
-            except EnvironmentFault as e:  # its weights cannot be written: the driver stops
-                error = fault = str(e)
-                _recover(self.device)
-            except Exception as e:  # a failed trial, not a failed actor
-                error = _reason(e)
-                _recover(self.device)
-            share, wall = self._ledger.stop(key)
-            payload = {
-                "result": result,
-                "error": error,
-                "device_seconds": share,
-                "wall_seconds": wall,
-                "node": self.node,
-            }
-            if fault is not None:
-                payload["fault"] = fault
-            events.put(("done", payload))
+            done = run_task(
+                self._task, self.state, number, params, emit, self.device, self._ledger, key, self.node
+            )
+            events.put(("done", done))
 
         threading.Thread(target=work, daemon=True, name=f"trial-{number}").start()
         while True:
@@ -151,55 +122,30 @@ class SlotActor:
 
 
 # --- the driver side ------------------------------------------------------------------------
-@dataclass
-class _RaySlot:
-    index: int
+@dataclass(kw_only=True)
+class _RaySlot(Slot):
+    # device: "cuda:<id>" of the GPU it holds on its node, "cpu"; known once placed
     options: dict  # the actor's resource request
-    device: str  # "cuda:<id>" of the GPU it holds on its node, "cpu"; known once placed
-    device_name: str | None = None
     node: str | None = None
     pid: int | None = None  # the actor's process on its node
-    busy_seconds: float = field(default=0.0)
     actor: Any = None
     starting: Any = None  # the ObjectRef of actor.start(), until it resolves
     stream: Any = None  # the ObjectRefGenerator of the trial it runs
-    number: int | None = None
     ready: bool = False
     start_failures: int = 0
     lost: bool = False
 
 
-class RayPool:
+class RayPool(Executor):
     """Ray actors over slots. submit() to an idle slot; next_event() to hear back."""
 
-    trains_meanwhile = True  # actors train while the driver computes (it may prepare ahead)
-
-    @classmethod
-    def connect(
-        cls,
-        devices: Any,
-        workers: int,
-        trials_per_device: int,
-        setup,
-        task,
-        decide: bool = False,
-        address: str | None = None,
-    ) -> RayPool:
-        """Join the cluster at `address` (None: a local one, started here) and lay out the slots.
-        The checks are `preflight`'s; a cluster it joined already is used as it is."""
-        options, owns = preflight(devices, workers, trials_per_device, address)
-        try:
-            return cls(options, setup, task, decide=decide, owns_ray=owns)
-        except BaseException:
-            if owns:
-                _shutdown()
-            raise
+    slots: list[_RaySlot]
 
     def __init__(
         self,
         options: list[dict],
-        setup,
-        task,
+        setup: Setup,
+        task: Task,
         decide: bool = False,
         owns_ray: bool = False,
         start_timeout: float = START_TIMEOUT_S,
@@ -213,21 +159,24 @@ class RayPool:
         self._actor_class = ray.remote(max_concurrency=4)(SlotActor)
         self._setup, self._task = setup, task
         self._pending: deque[Event] = deque()
-        self.slots = [_RaySlot(i, o, "cpu" if "num_gpus" not in o else "cuda") for i, o in enumerate(options)]
+        self.slots = [
+            _RaySlot(index=i, options=o, device="cpu" if "num_gpus" not in o else "cuda")
+            for i, o in enumerate(options)
+        ]
         for slot in self.slots:
             self._start(slot)
         self._wait_started(start_timeout)
 
     def _wait_started(self, timeout: float) -> None:
         """Wait until every actor is set up (or cannot be); after `timeout`, go on with those
-        that are, the others join when placed. A setup that fails ends the wait: the search
-        loop reads its "setup_failed" event and stops."""
+        that are, the others join when placed. A setup that fails (or refuses) ends the wait: the
+        search loop reads its "setup_failed" ("setup_refused") event and stops."""
         deadline = time.monotonic() + timeout
         while any(s.starting is not None for s in self.slots) and time.monotonic() < deadline:
-            if any(e.kind == "setup_failed" for e in self._pending):
+            if self._setup_ended():
                 return
             self._collect(min(1.0, max(0.0, deadline - time.monotonic())))
-        if not any(s.ready for s in self.slots) and not any(e.kind == "setup_failed" for e in self._pending):
+        if not any(s.ready for s in self.slots) and not self._setup_ended():
             want = self.slots[0].options if self.slots else {}
             self.close()
             raise EnvironmentFault(
@@ -235,9 +184,18 @@ class RayPool:
                 f"({want} each) in {timeout:.0f} s"
             )
 
+    def _setup_ended(self) -> bool:
+        return any(e.kind in ("setup_failed", "setup_refused") for e in self._pending)
+
     def pending_slots(self) -> int:
         """Slots whose actor is being placed or set up (a replacement after a death): not idle yet."""
         return sum(s.starting is not None for s in self.slots)
+
+    def driver_device(self) -> str:
+        """This machine's GPU, else the CPU: the slots' devices may be other machines' GPUs."""
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
 
     def _start(self, slot: _RaySlot) -> None:
         if slot.actor is not None:
@@ -254,10 +212,6 @@ class RayPool:
     # --- dispatch --------------------------------------------------------------------
     def idle_slots(self) -> list[int]:
         return [s.index for s in self.slots if s.ready and s.number is None]
-
-    def in_flight(self) -> dict[int, int]:
-        """trial number -> slot, for every running trial."""
-        return {s.number: s.index for s in self.slots if s.number is not None}
 
     def submit(self, slot: int, number: int, params: dict) -> str:
         s = self.slots[slot]
@@ -287,7 +241,7 @@ class RayPool:
         if event.number is not None and s.number == event.number:
             if event.kind == "done":
                 s.number = None
-                s.busy_seconds += event.payload["wall_seconds"]
+                s.busy_seconds += event.payload.wall_seconds
             elif event.kind == "died":
                 s.number = None
                 self._start(s)  # a replacement, idle once placed and set up
@@ -319,9 +273,11 @@ class RayPool:
         ray = self._ray
         try:
             info = ray.get(s.starting)
-        except ray.exceptions.RayTaskError as e:  # setup itself raised: the study cannot go on
+        except ray.exceptions.RayTaskError as e:  # setup itself raised (or refused): the study cannot go on
             s.starting = None
-            self._pending.append(Event("setup_failed", s.index, payload=_task_error(e)))
+            cause = getattr(e, "cause", None)
+            failed = Event("setup_failed", s.index, payload=str(e))
+            self._pending.append(setup_event(s.index, cause) if isinstance(cause, BaseException) else failed)
             return
         except ray.exceptions.RayError as e:  # the new actor died before it was ready
             s.starting = None
@@ -348,7 +304,11 @@ class RayPool:
         except StopIteration:  # ended without "done": cannot happen unless run() itself broke
             kind, payload = "died", "the trial's stream ended without a result"
         except ray.exceptions.RayTaskError as e:
-            kind, payload = "died", _task_error(e).splitlines()[0]
+            cause = getattr(e, "cause", None)  # run() itself raised, not the task: a bug
+            kind, payload = (
+                "died",
+                reason(cause) if isinstance(cause, BaseException) else str(e).splitlines()[0],
+            )
         except ray.exceptions.RayError as e:
             kind, payload = "died", self._death(s, e)
         if kind in ("done", "died"):
@@ -388,58 +348,47 @@ class RayPool:
         if self._owns_ray:
             _shutdown()
 
-    def __enter__(self) -> RayPool:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _task_error(e: Exception) -> str:
-    cause = getattr(e, "cause", None)
-    if isinstance(cause, BaseException):
-        return _reason(cause, full=True)
-    return str(e)
-
-
-def _slot_options(devices: Any, workers: int, trials_per_device: int, gpus: int, address) -> list[dict]:
-    """Every slot's resource request, from the `tuner` settings and the cluster's GPUs.
-
-    devices: "auto" (every GPU of the cluster, else `workers` CPU slots), "cpu", or a list
-    (under Ray its length is how many GPUs to use: indices mean nothing across nodes).
-    """
-    cpu = [{"num_cpus": 1}] * workers
-    if devices == "cpu":
-        return cpu
-    if devices == "auto":
-        n = gpus
-        if n == 0:
-            return cpu
-    elif isinstance(devices, (list, tuple)) and devices and not isinstance(devices, str):
-        n = len(devices)
-        if gpus < n:
-            where = "a local Ray cluster" if address is None else f"the Ray cluster at {address}"
-            raise UsageError(
-                f"tuner.devices: {list(devices)!r} asks for {count(n, 'GPU')} but {where} has {gpus}"
-            )
-    else:
-        raise UsageError(f"tuner.devices: {devices!r} is not auto, cpu or a list of CUDA indices")
-    share = 1.0 / trials_per_device
-    return [{"num_gpus": share, "num_cpus": 0} for _ in range(n * trials_per_device)]
+def _slot_options(layout: Layout, gpus: int, address: str | None) -> list[dict]:
+    """Every slot's resource request: the layout (tunetorch.executors.layout) on the cluster's GPUs.
+    Under Ray a list in `tuner.devices` says how many GPUs to use: indices mean nothing across nodes."""
+    if layout.listed is not None and gpus < len(layout.listed):
+        n = len(layout.listed)
+        where = "a local Ray cluster" if address is None else f"the Ray cluster at {address}"
+        raise UsageError(
+            f"tuner.devices: {list(layout.listed)!r} asks for {count(n, 'GPU')} but {where} has {gpus}"
+        )
+    used = 0 if layout.devices == "cpu" else gpus if layout.listed is None else len(layout.listed)
+    gpu = {"num_gpus": 1.0 / layout.trials_per_device, "num_cpus": 0}
+    return [{"num_cpus": 1} if g is None else dict(gpu) for g in layout.slots(range(used))]
 
 
-_joined_here = False  # ray.init was called by preflight (and not shut down since): ours to end
+_joined_here = False  # ray.init was called by _join (and not shut down since): ours to end
 
 
-def preflight(
-    devices: Any, workers: int, trials_per_device: int, address: str | None
-) -> tuple[list[dict], bool]:
+def preflight(tuner: Any) -> None:
     """Every check of the Ray backend, made before the study directory is (tune calls this first):
     Ray installed, the address answering, the cluster joined, enough GPUs for `tuner.devices`.
-    UsageError (one line) otherwise. Returns (each slot's resource request, whether this process
-    started Ray and so ends it). Joins once: `RayPool.connect` after it uses the same cluster."""
+    UsageError (one line) otherwise. Joins once: `start` after it uses the same cluster."""
+    _join(Layout.of(tuner), tuner.ray.address)
+
+
+def start(tuner: Any, setup: Setup, task: Task, decide: bool = False) -> RayPool:
+    """Join the cluster at `tuner.ray.address` (None: a local one, started here) and place the
+    slots' actors. The checks are preflight's; a cluster joined already is used as it is."""
+    options, owns = _join(Layout.of(tuner), tuner.ray.address)
+    try:
+        return RayPool(options, setup, task, decide=decide, owns_ray=owns)
+    except BaseException:
+        if owns:
+            _shutdown()
+        raise
+
+
+def _join(layout: Layout, address: str | None) -> tuple[list[dict], bool]:
+    """Join (or start) the cluster; returns (each slot's resource request, whether this process
+    started Ray and so ends it)."""
     global _joined_here
-    slot_devices("cpu", workers, trials_per_device)  # the same checks of workers / trials_per_device
     try:
         import ray
     except ImportError:
@@ -462,14 +411,14 @@ def preflight(
         _joined_here = True
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        return _slot_options(devices, workers, trials_per_device, gpus, address), _joined_here
+        return _slot_options(layout, gpus, address), _joined_here
     except UsageError:
         _shutdown()
         raise
 
 
 def _shutdown() -> None:
-    """End Ray if this process started it (preflight), else leave it be."""
+    """End Ray if this process started it (_join), else leave it be."""
     global _joined_here
     if _joined_here:
         import ray
