@@ -525,9 +525,9 @@ def ray_utilisation(args) -> dict:
 
 # --- the report -----------------------------------------------------------------------------
 def cpu_name() -> str:
-    from tunetorch.executors.device import device_name
+    from _machine import cpu_model
 
-    return device_name("cpu").removeprefix("CPU: ")
+    return cpu_model()
 
 
 def ray_version() -> str:

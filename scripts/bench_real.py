@@ -122,15 +122,9 @@ def main() -> None:
 
 
 def _machine() -> str:
-    import os
+    from _machine import machine
 
-    import torch
-
-    from tunetorch.executors.device import device_name
-
-    cpu = device_name("cpu").removeprefix("CPU: ")
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
+    return machine(with_gpu=True)
 
 
 if __name__ == "__main__":

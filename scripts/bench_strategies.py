@@ -370,9 +370,9 @@ def main(argv=None):
 
 
 def _cpu_model() -> str:
-    from tunetorch.executors.device import device_name
+    from _machine import cpu_model
 
-    return device_name("cpu").removeprefix("CPU: ")
+    return cpu_model()
 
 
 if __name__ == "__main__":

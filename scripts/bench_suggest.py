@@ -272,9 +272,9 @@ def cell_text(cell: Cell, reps: int) -> str:
 
 
 def machine() -> str:
-    from tunetorch.executors.device import device_name
+    from _machine import machine
 
-    return f"{device_name('cpu').removeprefix('CPU: ')}, {os.cpu_count()} cores"
+    return machine()
 
 
 def versions(with_optuna: bool) -> str:
