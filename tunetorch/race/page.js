@@ -225,13 +225,13 @@
       const spent = Math.min(tau, v.entrant.spent);
       const stopped = pruned ? `, ${pruned} stopped early` : "";
       v.title.textContent = `${v.entrant.name}: ` +
-        (best ? `best ${fmt(best.score, 3)}` : "no probe yet") + ` after ${plural(shown, "probe")}${stopped}`;
+        (best ? `best ${fmt(best.score, 3)} after ${plural(shown, "probe")}${stopped}` : "no probe yet");
       v.box.dataset.shown = String(shown);
       v.box.dataset.best = best ? String(best.score) : "";
       v.box.dataset.spent = spent.toFixed(4);
       v.best.setAttribute("display", best ? "inline" : "none");
       if (best) { v.best.setAttribute("cx", v.px(best.x)); v.best.setAttribute("cy", v.py(best.y)); }
-      v.running.setAttribute("display", run ? "inline" : "none");
+      v.running.setAttribute("display", run && state !== "ready" ? "inline" : "none");
       if (run) { v.running.setAttribute("cx", v.px(run.x)); v.running.setAttribute("cy", v.py(run.y)); }
       v.fill.style.width = `${(100 * spent) / v.total}%`;
       const trialsOf = scene.budget.trials ? ` of ${scene.budget.trials}` : "";
