@@ -183,6 +183,11 @@ def _near(rgb, colour: str, tol: int = 30) -> int:
     return int((np.abs(rgb - target).max(axis=2) <= tol).sum())
 
 
+def _probe_pixels(rgb) -> int:
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((b >= 80) & (b <= 125) & (g >= 120) & (g - b >= 40) & (np.abs(r - b) > 15)).sum())
+
+
 @needs_chromium
 def test_run_search_plays_the_race_to_its_end_on_both_landscapes(bumpy, tmp_path):
     d, race = bumpy
@@ -230,9 +235,10 @@ def test_the_screenshots_show_bars_probes_and_curves_after_run_and_the_landscape
         # before Run only the panel's title is in its colour; after it, its budget bar and its curve
         assert _near(after, colour) > _near(before, colour) + 3000, name
         assert _near(smooth, colour) > _near(before, colour) + 3000, name
-    # the probes: each is drawn with a black outline; the heatmap has none
-    dark = lambda rgb: int((rgb.max(axis=2) < 40).sum())  # noqa: E731
-    assert dark(after) > dark(before) + 500
+    # the probes: filled in the order colours (matplotlib's "summer", green to yellow, blue fixed
+    # at 102), which neither the Blues heatmap nor the entrants' colours come near
+    assert _probe_pixels(after) > _probe_pixels(before) + 300
+    assert _probe_pixels(smooth) > _probe_pixels(before) + 300
     # the landscape switched: the heatmaps (the top half of the page) differ
     top = slice(150, 500)
     changed = (np.abs(smooth[top] - after[top]).max(axis=2) > 40).sum()
