@@ -70,7 +70,8 @@
   function build() {
     const panels = document.getElementById("panels");
     panels.innerHTML = "";
-    panels.style.gridTemplateColumns = `repeat(${scene.entrants.length}, minmax(0, 1fr))`;
+    // four panels share the width; fewer keep a four-panel's size rather than growing
+    panels.style.gridTemplateColumns = `repeat(${Math.max(scene.entrants.length, 4)}, minmax(0, 1fr))`;
     const pw = MAP.w - MAP.left - MAP.right;
     const ph = MAP.h - MAP.top - MAP.bottom;
     const px = (v) => MAP.left + pw * frac(scene.x, v);
@@ -139,8 +140,9 @@
     buildChart();
     document.getElementById("objective").textContent =
       `${scene.objective}; budget ${scene.budget.text} per entrant; seed ${DATA.seed}.`;
+    const here = names.length > 1 ? "This landscape is the race run in this directory" : "The race run in this directory";
     document.getElementById("note").textContent = (scene.raced_here
-      ? "This landscape is the race run in this directory (its entrants' journals)."
+      ? `${here} (its entrants' journals).`
       : "This landscape was raced in memory for this page, with the same config but the landscape.") +
       ` Heatmap: ${scene.heat_note}; probes coloured by order (green first), sized by the epochs trained,` +
       " each entrant's best ringed red" + (scene.optimum ? ", the optimum a star." : ".");
@@ -162,9 +164,11 @@
       el("line", { x1: cx(v), x2: cx(v), y1: CHART.top, y2: CHART.top + h, stroke: "#e4e4e4" }, svg);
       el("text", { x: cx(v), y: CHART.top + h + 15, "text-anchor": "middle" }, svg).textContent = String(v);
     }
-    for (const v of niceTicks(ylo, yhi, 5)) {
+    const yt = niceTicks(ylo, yhi, 5);
+    const digits = yt.length > 1 ? Math.max(0, Math.ceil(-Math.log10(yt[1] - yt[0]) - 1e-9)) : 2;
+    for (const v of yt) {
       el("line", { x1: CHART.left, x2: CHART.left + w, y1: cy(v), y2: cy(v), stroke: "#e4e4e4" }, svg);
-      el("text", { x: CHART.left - 6, y: cy(v) + 4, "text-anchor": "end" }, svg).textContent = v.toFixed(2);
+      el("text", { x: CHART.left - 6, y: cy(v) + 4, "text-anchor": "end" }, svg).textContent = v.toFixed(digits);
     }
     el("rect", { x: CHART.left, y: CHART.top, width: w, height: h, fill: "none", stroke: "#444" }, svg);
     el("text", { x: CHART.left + w / 2, y: CHART.h - 6, "text-anchor": "middle" }, svg).textContent = scene.unit;
@@ -186,6 +190,9 @@
     const curves = view.entrants.map((v) =>
       el("polyline", { class: "curve", "data-entrant": v.entrant.name, fill: "none", stroke: v.entrant.colour,
         "stroke-width": 2.4 }, svg));
+    // the head of each curve: its latest point (a lone first trial is a point, not a line)
+    const heads = view.entrants.map((v) =>
+      el("circle", { class: "head", r: 3.5, fill: v.entrant.colour, display: "none" }, svg));
     const legendTexts = view.entrants.map((v, i) => {
       const y = CHART.top + 8 + i * 20;
       el("line", { x1: CHART.left + w + 16, x2: CHART.left + w + 40, y1: y, y2: y, stroke: v.entrant.colour,
@@ -198,7 +205,7 @@
         "stroke-dasharray": item.dash, "stroke-width": 1.5 }, svg);
       el("text", { x: CHART.left + w + 46, y: y + 4, class: "legend" }, svg).textContent = item.text;
     });
-    view.chart = { cx, cy, now, curves, legendTexts };
+    view.chart = { cx, cy, now, curves, heads, legendTexts };
   }
 
   // --- drawing the race at clock time tau ---------------------------------------------------------
@@ -246,6 +253,11 @@
       });
       if (points.length) xy.push([Math.max(spent, points[points.length - 1][0]), points[points.length - 1][1]]);
       ch.curves[i].setAttribute("points", xy.map(([m, s]) => `${ch.cx(m).toFixed(1)},${ch.cy(s).toFixed(1)}`).join(" "));
+      ch.heads[i].setAttribute("display", xy.length ? "inline" : "none");
+      if (xy.length) {
+        ch.heads[i].setAttribute("cx", ch.cx(xy[xy.length - 1][0]));
+        ch.heads[i].setAttribute("cy", ch.cy(xy[xy.length - 1][1]));
+      }
       ch.legendTexts[i].textContent = best
         ? `${v.entrant.name}: best ${fmt(best.score, 3)} after ${fmt(spent, 1)} min` : `${v.entrant.name}`;
     });
