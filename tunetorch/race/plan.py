@@ -13,6 +13,9 @@ An entrant is an entry of `race.strategies`: a strategy (`bayes`) or a strategy 
 scheduler (`bayes+asha`). Each becomes an ordinary study config: `strategy` and `scheduler` set
 from conf/strategy/<name>.yaml and conf/scheduler/<name>.yaml with `race.options.<name>` over
 them, `space` cut to the two race dimensions, `study.dir` <race dir>/<entrant>/.
+
+Over 350 lines: every check of the race's input is here, so that all of them pass before
+anything runs or is written.
 """
 
 from __future__ import annotations
