@@ -77,7 +77,8 @@ def probe_sizes(trials: Sequence[Trial], max_epochs: int | None) -> list[float]:
     return out
 
 
-def _colour(name: str, i: int) -> str:
+def entrant_colour(name: str, i: int) -> str:
+    """The entrant's colour in race.png, race.gif and race.html."""
     return COLOURS.get(name, OTHER_COLOURS[i % len(OTHER_COLOURS)])
 
 
@@ -167,7 +168,7 @@ def draw_probes(ax, lay: Layout, name: str, i: int, trials: Sequence[Trial]) -> 
     stopped = f", {n_pruned} stopped early" if n_pruned else ""
     ax.set_title(
         f"{name}: {best_txt} after {count(len(trials), 'probe')}{stopped}",
-        color=_colour(name, i),
+        color=entrant_colour(name, i),
         fontweight="bold",
     )
     return drawn
@@ -182,7 +183,7 @@ def draw_budget_bar(ax, lay: Layout, name: str, i: int, trials: Sequence[Trial])
     n_run = sum(t.finished for t in trials)
     filled = spent if lay.bar_kind == "minutes" else float(n_run)
     ax.barh([0], [lay.bar_total], color="0.88", edgecolor="0.5", height=0.8)
-    ax.barh([0], [filled], color=_colour(name, i), height=0.8)
+    ax.barh([0], [filled], color=entrant_colour(name, i), height=0.8)
     ax.set_xlim(0, max(lay.bar_total, filled) * 1.02)
     ax.set_ylim(-0.5, 0.5)
     ax.set_yticks([])
@@ -222,7 +223,7 @@ def draw_best_curves(ax, lay: Layout, results: Mapping[str, Sequence[Trial]]) ->
             mins,
             best,
             where="post",
-            color=_colour(name, i),
+            color=entrant_colour(name, i),
             lw=2.2,
             marker="o",
             ms=3.5,

@@ -2,10 +2,20 @@
 
     plan = make_plan(cfg)    # UsageError naming the key on any bad input; nothing written
 
+The race's budget is equal for every entrant. When the config gives none (budget.n_trials and
+budget.gpu_minutes both null, as conf/race.yaml has them), make_plan sets budget.gpu_minutes to
+race.default_gpu_minutes in `cfg` itself, so that everything after it (each entrant's study, the
+header, race.json, the figure, race.html) reads the one budget that applies. Equal minutes, not
+equal trials: under a trials budget what early stopping saves is never spent, and a race reads
+as if stopping early only cost score. `budget.n_trials=30` races on trials, as before.
+
 An entrant is an entry of `race.strategies`: a strategy (`bayes`) or a strategy with an early-stopping
 scheduler (`bayes+asha`). Each becomes an ordinary study config: `strategy` and `scheduler` set
 from conf/strategy/<name>.yaml and conf/scheduler/<name>.yaml with `race.options.<name>` over
 them, `space` cut to the two race dimensions, `study.dir` <race dir>/<entrant>/.
+
+Over 350 lines: every check of the race's input is here, so that all of them pass before
+anything runs or is written.
 """
 
 from __future__ import annotations
@@ -25,7 +35,13 @@ DEFAULT_GRID_RESOLUTION = 5  # grid points per race dimension when only budget.g
 # The synthetic landscapes are formulas of the learning rate and the weight decay.
 LANDSCAPE_DIMS = ("optimizer.lr", "optimizer.weight_decay")
 DEFAULT_STRATEGIES = "[grid,random,bayes,bayes+asha]"  # as conf/race.yaml has it; for messages
-RACE_KEYS = ("dims", "strategies", "options", "heatmap_resolution")  # conf/race.yaml's race section
+RACE_KEYS = (  # conf/race.yaml's race section
+    "dims",
+    "strategies",
+    "options",
+    "heatmap_resolution",
+    "default_gpu_minutes",
+)
 # conf/landscape/*.yaml: a key -> its sub-keys (None: a value)
 LANDSCAPE_KEYS: dict[str, tuple[str, ...] | None] = {
     "name": None,
@@ -107,6 +123,7 @@ def make_plan(cfg: Any) -> Plan:
                 f"race.options.{key}: not a strategy or scheduler; "
                 f"have {', '.join(sorted({*STRATEGIES, *SCHEDULERS}))}"
             )
+    _apply_default_budget(cfg)
     res = race.heatmap_resolution
     if isinstance(res, bool) or not isinstance(res, int) or not 10 <= res <= 1000:
         raise UsageError(f"race.heatmap_resolution: {res!r} must be a whole number from 10 to 1000")
@@ -120,6 +137,16 @@ def make_plan(cfg: Any) -> Plan:
     if landscape is None and entrants:
         config.check_code(entrants[0].cfg, entrants[0].plan)  # the model and data, once, before any runs
     return Plan(entrants[0].plan.space, (dims[0], dims[1]), entrants, landscape, res)
+
+
+def _apply_default_budget(cfg: Any) -> None:
+    """budget.gpu_minutes = race.default_gpu_minutes when the budget gives neither key (see the
+    module's docstring); the budget keys themselves are checked with each entrant's study."""
+    minutes = cfg.race.get("default_gpu_minutes")
+    if minutes is not None:
+        _number(minutes, "race.default_gpu_minutes", low=0.0, strict=True)
+    if minutes is not None and cfg.budget.n_trials is None and cfg.budget.gpu_minutes is None:
+        cfg.budget.gpu_minutes = minutes
 
 
 def _entry(name: Any) -> tuple[str, str]:

@@ -98,8 +98,23 @@ def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
     summary = _summary(cfg, plan, results, codes, unit, objective)
     (race_dir / "race.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary, unit)
+    from tunetorch.race.page import write_race_page
+
+    interrupted = any(c == 130 for c in codes.values())
+    write_race_page(
+        race_dir / "race.html",
+        cfg,
+        plan,
+        results,
+        make_study=make_study,
+        figure_kwargs=figure_kwargs,
+        unit=unit,
+        objective=objective,
+        other_landscapes=not interrupted,
+    )
     print(
-        f"results: {race_dir}/race.png, race.gif, race.json; tensorboard --logdir {race_dir}/tb", flush=True
+        f"results: {race_dir}/race.png, race.gif, race.json, race.html; tensorboard --logdir {race_dir}/tb",
+        flush=True,
     )
     if any(c == 130 for c in codes.values()):
         print("interrupted: run the same command again to resume the race", file=sys.stderr)
