@@ -64,7 +64,8 @@ def run(cfg: Any) -> int:
     print(
         f"race {race_dir}: {', '.join(e.name for e in plan.entrants)} on {objective}; "
         f"dims {plan.dims[0]} x {plan.dims[1]}; "
-        f"budget {budget_text(race_budget(cfg), 'GPU minutes')} per entrant; "
+        f"budget {budget_text(race_budget(cfg), 'simulated GPU minutes' if synthetic else 'GPU minutes')} "
+        "per entrant; "
         f"seed {cfg.study.seed}",
         flush=True,
     )
