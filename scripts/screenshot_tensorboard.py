@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from _tensorboard_server import start_tensorboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,46 +45,6 @@ def trial_state(tb: Path, number: int) -> tuple[int, bool]:
     tags = acc.Tags()
     epochs = len(acc.Scalars("trial/val_accuracy")) if "trial/val_accuracy" in tags["scalars"] else 0
     return epochs, "_hparams_/session_end_info" in tags["tensors"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_tensorboard(logdir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--reload_interval",
-            "1",
-        ],  # fmt: skip
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tensorboard exited: {proc.stderr.read()[-500:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/data/runs", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("tensorboard did not answer within 90 s")
 
 
 def screenshot(url: str, out: Path, width: int = 1600, height: int = 1500) -> None:
@@ -143,7 +103,7 @@ def main() -> int:
             if tuner.poll() is not None:
                 raise RuntimeError(f"the study stopped ({tuner.returncode}): {tuner.stderr.read()[-500:]}")
             time.sleep(0.5)
-        board, url = start_tensorboard(tb)
+        board, url = start_tensorboard(tb, need_runs=False)
         # Two trials finished and the third a few epochs in: the cards have something to show.
         watched, want = 2, max(3, args.epochs // 3)
         while True:

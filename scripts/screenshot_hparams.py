@@ -2,7 +2,7 @@
 scripts/screenshot_tensorboard.py's, index.html scripts/screenshots.py's),
 taken with headless Chromium driven over the DevTools protocol on a pipe (no extra packages).
 
-    .venv/bin/python docs/screenshots.py STUDY_DIR [OUT_DIR=docs/img]
+    .venv/bin/python scripts/screenshot_hparams.py STUDY_DIR [OUT_DIR=docs/img]
 
 Needs `chromium` on PATH. Starts TensorBoard on 127.0.0.1 on a free port and stops it after.
 """
@@ -13,13 +13,13 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from _tensorboard_server import start_tensorboard
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -152,49 +152,6 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_tensorboard(logdir: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """TensorBoard on 127.0.0.1 on a free port; returns (process, base URL) once /data/runs answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--reload_interval",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tensorboard exited: {proc.stderr.read()[-500:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/data/runs", timeout=2) as r:
-                if json.loads(r.read()):
-                    return proc, url
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise TimeoutError("tensorboard did not answer")
-
-
 def main(study: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tb, url = start_tensorboard(study / "tb")
@@ -211,4 +168,5 @@ def main(study: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "img")
+    DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else DOCS_IMG)
