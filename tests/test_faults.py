@@ -4,6 +4,7 @@ training, corrupt and foreign journals. Nothing completed may be lost."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -387,29 +388,46 @@ def one_line(out: subprocess.CompletedProcess, code: int) -> str:
     return lines[0]
 
 
-# What fills the disk first, and the tmpfs that makes it so: with small weights (16 units per
-# layer) the journal's WAL outgrows the disk after 3 trials; with the default 256 units, trial
-# 1's weights (4 layers) do not fit, and its worker hands the fault to the driver.
+# What fills the disk, the tmpfs, the study's folders that lie outside it (links, so that the
+# write under test is the one that finds the disk full; TensorBoard's files, written live, are
+# outside in both), and the trials run before the rest of the disk is filled (None: not filled).
+# The journal: 2 trials run, then a file takes every free byte, and the same command resumes
+# with nothing left for its journal's next write. A checkpoint: with the default 256 units,
+# trial 1's weights (4 layers) do not fit in 600k, and its worker hands the fault to the driver.
 FULL_DISK = {
     "journal": (
         ["model.width=16", "budget.n_trials=8"],
-        "250k",
-        "the disk is full, the journal cannot be written",
+        "2m",
+        "the journal cannot be",  # SQLite says "disk is full" or, on a full tmpfs, "disk I/O error"
+        ("tb", "checkpoints"),
+        2,
     ),
-    "checkpoint": (["budget.n_trials=4"], "600k", "trial 1's weights cannot be written to"),
+    "checkpoint": (["budget.n_trials=4"], "600k", "trial 1's weights cannot be written to", ("tb",), None),
 }
 
 
 @pytest.mark.parametrize("what", FULL_DISK)
 def test_a_full_disk_is_one_line_keeps_completed_trials_and_the_study_resumes(what, namespaces, tmp_path):
-    extra, size, needle = FULL_DISK[what]
+    extra, size, needle, outside, first = FULL_DISK[what]
     args = [*_no_trials_arg(SHRINK), *extra, "tuner.progress=false"]
     mnt, kept = tmp_path / "small-disk", tmp_path / "kept"
     mnt.mkdir()
-    # The study on a tmpfs of `size`; what it left is copied out before the namespace (and the
-    # tmpfs with it) ends.
+    # The study on a tmpfs of `size`, but for the folders `outside` (links to tmp_path); what it
+    # left is copied out before the namespace (and the tmpfs with it) ends.
+    links = ""
+    for name in outside:
+        (tmp_path / name).mkdir()
+        links += f'ln -s {tmp_path / name} "$m/study/{name}"; '
+    fill = ""
+    if first is not None:
+        fewer = [a if not a.startswith("budget.n_trials=") else f"budget.n_trials={first}" for a in args]
+        run_first = shlex.join(
+            [sys.executable, "-m", "tunetorch.tune", *fewer, "study.evaluate=false", f"study.dir={mnt}/study"]
+        )
+        fill = f'{run_first} > /dev/null || exit 98; dd if=/dev/zero of="$m/filler" bs=1k 2>/dev/null; '
     script = (
         'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99; m=$2 k=$3; shift 3; '
+        f'mkdir "$m/study"; {links}{fill}'
         '"$@"; rc=$?; cp -a "$m/study" "$k"; exit $rc'
     )
     full = in_namespace(

@@ -87,7 +87,12 @@ class StudyLock:
                 ) from None
             if _same_file(fd, self.path):
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                try:  # who holds it, for the message a second process prints; the lock is the flock
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    # a full disk: the lock holds all the same; the study's own writes say so
                 self._fd = fd
                 return
             os.close(fd)  # locked a file that its holder had just removed

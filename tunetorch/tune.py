@@ -46,14 +46,14 @@ def run(cfg: Any) -> int:
     # run, the evaluation included. A new study.dir is made by the lock and removed again if the
     # run stops before writing anything into it; the OS drops the lock if the process dies.
     study_dir = Path(cfg.study.dir)
-    with StudyLock(study_dir, create=True):
-        try:
+    try:
+        with StudyLock(study_dir, create=True):
             return _run_locked(cfg, plan)
-        except OSError as e:  # a full disk, a folder made read-only mid-run: the environment's
-            if os.environ.get("TUNETORCH_DEBUG") == "1":
-                raise
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise EnvironmentFault(f"study.dir: {study_dir}: {e.strerror or e}{where}; {RESUME}") from None
+    except OSError as e:  # a full disk, a folder made read-only mid-run: the environment's
+        if os.environ.get("TUNETORCH_DEBUG") == "1":
+            raise
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise EnvironmentFault(f"study.dir: {study_dir}: {e.strerror or e}{where}; {RESUME}") from None
 
 
 RESUME = (

@@ -98,7 +98,15 @@ class TensorBoardLog:
         direction: str = "maximize",
         strategy_internals: bool = False,
     ):
+        # What the live pictures draw with, imported now, before any trial runs: a Ctrl-C that
+        # lands inside a first import mid-search would leave matplotlib half-initialised for the
+        # reports written after the interruption ("module 'matplotlib' has no attribute ...").
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import PIL.Image  # noqa: F401
         from torch.utils.tensorboard import SummaryWriter
+
+        import tunetorch.reports.plots  # noqa: F401
 
         self._writer_cls = SummaryWriter
         self.study_dir = Path(study_dir)
