@@ -107,15 +107,6 @@ def test_consecutive_failures_stop_the_study_quoting_the_last_reason():
     assert [t.number for t in study.trials if t.finished] == [0, 1, 2, 3, 4, 5]
 
 
-def test_main_process_does_no_cuda_work():
-    import torch
-
-    before = torch.cuda.is_initialized()
-    with Pool(["cpu"], setup=_toy_tasks.setup, task=_toy_tasks.instant) as pool:
-        run_search(Study(SPACE, strategy="random"), pool, Budget(n_trials=2))
-    assert torch.cuda.is_initialized() == before
-
-
 @pytest.mark.parametrize(
     "deaths, max_retries, state, attempts", [(1, 1, TrialState.COMPLETE, 2), (9, 2, TrialState.FAIL, 3)]
 )
@@ -338,6 +329,19 @@ def test_an_out_of_memory_trial_fails_and_the_search_goes_on():
     failed = study.trials[1]
     assert failed.state == TrialState.FAIL and failed.error and failed.device_seconds is not None
     assert len(study.completed) == 3
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_main_process_does_no_cuda_work():
+    """Trials on a GPU run in the workers: the driver never initialises CUDA (a context there
+    would hold memory on the GPU the trials share). On a CPU it could not fail, so it needs one."""
+    import torch
+
+    assert not torch.cuda.is_initialized()
+    with Pool(["cuda:0"], setup=_toy_tasks.setup, task=_toy_tasks.instant) as pool:
+        outcome = run_search(Study(SPACE, strategy="random"), pool, Budget(n_trials=2))
+    assert outcome.ok and not torch.cuda.is_initialized()
 
 
 @pytest.mark.gpu

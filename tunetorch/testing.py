@@ -79,7 +79,6 @@ def check_pending_trials_get_distinct_points(make: Factory) -> None:
     pending = [study.ask() for _ in range(4)]  # four workers busy at once
     keys = {tuple(sorted(t.params.items())) for t in pending}
     assert len(keys) == 4, f"pending trials share points: {[t.params for t in pending]}"
-    assert all(t.state == TrialState.RUNNING for t in study.trials[-4:])
 
 
 def check_failed_trials_do_not_stop_the_search(make: Factory) -> None:
