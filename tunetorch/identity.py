@@ -60,21 +60,12 @@ def check_resumable(study_dir: Path, cfg: Any) -> bool:
     """True when study_dir holds this same study (to resume), False when it holds none yet.
     Refuses a journal of an older layout or of a different study, naming the first key that
     differs. Reads without writing: a refused resume leaves the files untouched."""
-    from tunetorch.journal import FORMAT, OLDER_FORMATS, read_meta
+    from tunetorch.journal import check_format, read_meta
 
     path = study_dir / "journal.sqlite"
     if not path.exists():
         return False
-    fmt = read_meta(path, "format")
-    if fmt in OLDER_FORMATS:
-        raise UsageError(
-            f"study.dir: {study_dir} was made by an older tunetorch layout ({fmt}); "
-            "start it again in a new study.dir"
-        )
-    if fmt != FORMAT:
-        raise UsageError(
-            f"study.dir: {path} is not a tunetorch journal (format {fmt!r}); use a new study.dir"
-        )
+    check_format(read_meta(path, "format"), path)
     stored = read_meta(path, "identity")
     if stored is None:
         raise UsageError(f"study.dir: {path} holds no study identity; use a new study.dir")

@@ -103,16 +103,7 @@ class Journal:
                     Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             raise
         if existed:
-            fmt = self.get_meta("format")
-            if fmt in OLDER_FORMATS:
-                raise UsageError(
-                    f"study.dir: {self.path.parent} was made by an older tunetorch layout ({fmt}); "
-                    "start it again in a new study.dir"
-                )
-            if fmt != FORMAT:
-                raise UsageError(
-                    f"study.dir: {self.path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})"
-                )
+            check_format(self.get_meta("format"), self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -345,6 +336,18 @@ def fault(path: Path, e: sqlite3.Error) -> Exception:
             f"study.dir: {study_dir}: the journal cannot be read or written ({e}); {resume('that is fixed')}"
         )
     return e
+
+
+def check_format(fmt: str | None, path: Path) -> None:
+    """Refuse a journal of an older layout, or a file that is no tunetorch journal: the rule for
+    the Journal opening a file and for identity's read before anything is opened."""
+    if fmt in OLDER_FORMATS:
+        raise UsageError(
+            f"study.dir: {path.parent} was made by an older tunetorch layout ({fmt}); "
+            "start it again in a new study.dir"
+        )
+    if fmt != FORMAT:
+        raise UsageError(f"study.dir: {path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})")
 
 
 def read_meta(path: str | Path, key: str) -> str | None:
