@@ -370,9 +370,15 @@ def _structure(fig, names):
     return heat, bars, curves
 
 
-def test_figure_structure_on_a_landscape():
-    from tunetorch.race.runner import figure
+def figure(cfg, plan, results: dict[str, list], unit: str, objective: str):
+    """The race figure the runner draws for this race."""
+    from tunetorch.race.figure import race_figure
+    from tunetorch.race.runner import figure_kwargs
 
+    return race_figure(plan.space, results, **figure_kwargs(cfg, plan, unit, objective))
+
+
+def test_figure_structure_on_a_landscape():
     cfg, plan, results = synthetic_results()
     fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
     heat, bars, curves = _structure(fig, STRATEGIES)
@@ -418,8 +424,6 @@ def test_race_gif_fills_probe_by_probe(tmp_path):
 
 
 def test_a_pruned_probe_is_drawn_smaller_and_the_title_counts_them():
-    from tunetorch.race.runner import figure
-
     cfg, plan, results = synthetic_results("bumpy", 12, 0, "race.strategies=[bayes+asha]")
     trials = results["bayes+asha"]
     fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")
@@ -438,7 +442,6 @@ def test_best_ring_is_drawn_above_the_optimum_star_and_off_the_order_colours():
     from matplotlib.collections import PathCollection
 
     from tunetorch.race.panels import BEST_COLOUR, ORDER_CMAP
-    from tunetorch.race.runner import figure
 
     cfg, plan, results = synthetic_results(n_trials=6)
     fig = figure(cfg, plan, results, "simulated GPU minutes", "the bumpy landscape")

@@ -240,13 +240,6 @@ def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, 
     }
 
 
-def figure(cfg: Any, plan: Plan, results: dict[str, list], unit: str, objective: str):
-    """The race figure for this race (see tunetorch.race.figure.race_figure)."""
-    from tunetorch.race.figure import race_figure
-
-    return race_figure(plan.space, results, **figure_kwargs(cfg, plan, unit, objective))
-
-
 def _save_png(fig, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, dpi=100, format="png")
