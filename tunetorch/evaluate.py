@@ -18,6 +18,9 @@ the model holds those weights and the data module is built.
 
     python -m tunetorch.evaluate study.dir=runs/my-study [force=true] [device=cuda:0]
 
+Over 350 lines as one concept, the one look at the test split: each check before it (config,
+weights, their hash) is a step of that look and reads in its order.
+
 A data module whose test() raises, or returns a split the model cannot score, is one line
 naming the module and the exception (exit 1); that look stays journaled as started, never
 completed, and counts: the next evaluate says so and needs force=true (flagged).

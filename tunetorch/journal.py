@@ -11,6 +11,9 @@ resumes the study once the fault is gone. A journal is checked (`PRAGMA quick_ch
 is opened for writing: a damaged one is refused and left byte for byte as it is. A file that is
 not an SQLite database, or not a tunetorch journal, is bad input instead (exit 2): the user
 named the wrong folder.
+
+Over 350 lines as one concept: the schema, each record's reads and writes, and the mapping of
+SQLite's faults, which must sit beside the writes they guard.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The local executor: one worker process per slot, slots spread over devices, device seconds measured.
 
+Just over 350 lines as one backend: the worker loop, its pipes and the replacement of a dead
+worker belong together.
+
 Slots (the layout, executors/layout.py): every CUDA device gets `trials_per_device` slots;
 without a GPU there are `workers` CPU slots. Each slot is one spawned process (never forked:
 CUDA does not survive a fork), pinned to its device for life. A worker runs `setup(device)`

@@ -1,5 +1,8 @@
 """The Ray executor: one long-lived Ray actor per slot, over every GPU of a Ray cluster.
 
+Over 350 lines as one backend: its preflight, the actor, placement and replacement of actors
+whose node died are Ray's detail and belong together.
+
 The driver (this process: study, journal, strategy, scheduler) stays the journal's single
 writer; Ray only places work. Each slot is an actor asking for its share of a GPU
 (`num_gpus = 1 / trials_per_device`, `num_cpus = 1` for a CPU slot). It runs `setup(device)`
