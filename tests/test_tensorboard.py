@@ -7,15 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from scripts._tensorboard_server import start_tensorboard
 from tests._report_studies import DIVERGED, FAILED, PRUNED, SPACE, journal_study, real_study
 from tests.conftest import SHRINK, run_tune
 from tests.test_faults import start_tune, wait_for
@@ -331,12 +329,6 @@ def test_strategy_internals_only_when_asked(tmp_path):
 
 
 # --- a real TensorBoard, over HTTP ------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=30) as r:
         return json.loads(r.read())
@@ -355,26 +347,10 @@ def server(tmp_path_factory):
     """TensorBoard on 127.0.0.1:FREE against the tb/ that `python -m tunetorch.tune` wrote as it
     ran. A run missing is a failure (a writer that stopped writing), never a skip."""
     d, _ = real_study(tmp_path_factory)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(d / "tb"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--reload_interval",
-            "1",
-        ],  # fmt: skip
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    try:
+        proc, url = start_tensorboard(d / "tb", need_runs=False)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(f"TensorBoard could not start: {e}")
     deadline, runs = time.monotonic() + 90, []
     try:
         while time.monotonic() < deadline and len(runs) < 7:  # study + 6 trials

@@ -125,6 +125,14 @@ class TensorBoardLog:
     def _run(self, number: int) -> Path:
         return self.root / f"trial_{number:04d}"
 
+    def _open(self, trial: Trial, start: float) -> Any:
+        """The writer of `trial`'s run; a run new on disk first gets its HParams session start."""
+        fresh = not self._run(trial.number).exists()
+        writer = self._writer_cls(str(self._run(trial.number)))
+        if fresh:
+            writer.file_writer.add_summary(session_start(trial, self.space, start))
+        return writer
+
     # --- as epochs arrive ---------------------------------------------------------------------
     def epoch(self, trial: Trial | None, metrics: Mapping[str, Any], wall_time: float | None = None) -> None:
         """One epoch of `trial` (`metrics`: the event's payload, with its 0-based "epoch"), stamped
@@ -143,11 +151,7 @@ class TensorBoardLog:
                 if writer is not None:
                     writer.close()
                 shutil.rmtree(self._run(trial.number), ignore_errors=True)
-            fresh = not self._run(trial.number).exists()
-            writer = self._runs[trial.number] = self._writer_cls(str(self._run(trial.number)))
-            if fresh:
-                start = now - float(metrics.get("seconds") or 0.0)
-                writer.file_writer.add_summary(session_start(trial, self.space, start))
+            writer = self._runs[trial.number] = self._open(trial, now - float(metrics.get("seconds") or 0.0))
         for tag, value in epoch_scalars(metrics).items():
             writer.add_scalar(tag, value, shown_epoch(metrics["epoch"]), walltime=now)
         writer.flush()
@@ -160,10 +164,8 @@ class TensorBoardLog:
         writer = self._runs.pop(trial.number, None)
         if writer is None:  # nothing of it was written live: it failed before its first epoch
             fresh = not self._run(trial.number).exists()
-            writer = self._writer_cls(str(self._run(trial.number)))
+            writer = self._open(trial, now - float(trial.wall_seconds or 0.0))
             if fresh:
-                start = now - float(trial.wall_seconds or 0.0)
-                writer.file_writer.add_summary(session_start(trial, self.space, start))
                 for row in epochs:
                     for tag, value in epoch_scalars(row).items():
                         writer.add_scalar(tag, value, shown_epoch(row["epoch"]), walltime=now)
