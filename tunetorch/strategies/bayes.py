@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tunetorch import history
 from tunetorch.errors import SpaceExhausted, UsageError
 from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
@@ -96,10 +97,10 @@ class BayesSearch(Strategy):
             scored = [
                 t
                 for t in trials
-                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and fidelity.finite(t.score)
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and history.finite(t.score)
             ]
         else:
-            scored = [t for t in trials if t.state == TrialState.COMPLETE and fidelity.finite(t.score)]
+            scored = [t for t in trials if t.state == TrialState.COMPLETE and history.finite(t.score)]
         if len(scored) < self.n_startup:
             return self._startup(taken)
         coin = np.random.default_rng([self.seed, number, 1]).random()
@@ -214,7 +215,7 @@ class BayesSearch(Strategy):
             # Ranked scores (fidelity rank) are ranked again within the anchor: the anchor's own
             # order does not change as later trials join the ranking, so neither does its fit.
             Xa = X[anchor]
-            ya = _gp.normal_scores(scores[anchor]) if ranked else self._standardise(scores[anchor])[0]
+            ya = _rank_scores(scores[anchor]) if ranked else self._standardise(scores[anchor])[0]
             rows = _gp.subset(ya)
             key = (Xa[rows].tobytes(), ya[rows].tobytes())
             if key not in self._fits:
@@ -228,3 +229,10 @@ class BayesSearch(Strategy):
         if self.warp:
             y, lam = _gp.warp_outputs(y)
         return y, lam
+
+
+def _rank_scores(values: np.ndarray) -> np.ndarray:
+    """Each value's rank (ties in order of position) as its normal score (history.normal_scores)."""
+    ranks = np.empty(len(values), dtype=int)
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return history.normal_scores(len(values))[ranks]
