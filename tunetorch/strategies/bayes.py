@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from tunetorch import history
-from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch import checks, history
+from tunetorch.errors import SpaceExhausted
 from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
 from tunetorch.strategies import _gp, acquisition, fidelity
@@ -59,29 +59,14 @@ class BayesSearch(Strategy):
         random_fraction: float = 0.0,
     ):
         super().__init__(space, seed)
-        for key, value, low in (
-            ("n_startup", n_startup, 2),
-            ("n_candidates", n_candidates, 16),
-            ("n_local", n_local, 0),
-        ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise UsageError(f"strategy.{key}: {value!r} must be a whole number >= {low}")
-        if not isinstance(warp, bool):
-            raise UsageError(f"strategy.warp: {warp!r} must be true or false")
-        if fidelity not in _FIDELITIES:
-            raise UsageError(f"strategy.fidelity: {fidelity!r} is not one of {', '.join(_FIDELITIES)}")
-        if (
-            isinstance(random_fraction, bool)
-            or not isinstance(random_fraction, (int, float))
-            or not 0.0 <= random_fraction < 1.0
-        ):
-            raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
+        keys = checks.under("strategy")
+        n_startup = keys.whole("n_startup", n_startup, low=2, optional=True)
         self.n_startup = max(5, 2 * len(space)) if n_startup is None else n_startup
-        self.n_candidates = n_candidates
-        self.n_local = n_local
-        self.warp = warp
-        self.fidelity = fidelity
-        self.random_fraction = float(random_fraction)
+        self.n_candidates = keys.whole("n_candidates", n_candidates, low=16)
+        self.n_local = keys.whole("n_local", n_local, low=0)
+        self.warp = keys.boolean("warp", warp)
+        self.fidelity = keys.one_of("fidelity", fidelity, _FIDELITIES)
+        self.random_fraction = float(keys.number("random_fraction", random_fraction, at_least=0.0, below=1.0))
         self.encoding = Encoding(space)
         self._fits: dict[tuple[bytes, bytes], _gp.GPParams] = {}  # anchor rows -> their hyperparameters
 
