@@ -11,14 +11,13 @@ classes. The cheap checks come first, before torch is imported.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunetorch import checks
 from tunetorch.errors import EnvironmentFault, UsageError, nearest
 from tunetorch.executors import BACKENDS
-from tunetorch.strategies import SEED_MAX
 
 DEFAULT_STRATEGY = "random"
 DEFAULT_SCHEDULER = "none"
@@ -52,28 +51,30 @@ def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
 
     defaulted = _fill_unchosen(cfg, conf)
     _known_keys(cfg, conf, extra_sections)
-    _positive_int(cfg, "trainer.epochs")
-    _positive_int(cfg, "trainer.batch_size")
-    _one_of(cfg, "trainer.score", ("best", "last"))
-    _one_of(cfg, "trainer.precision", ("32", "bf16"))
-    _positive_number(cfg, "trainer.grad_clip", optional=True)
-    _boolean(cfg, "trainer.compile")
-    _whole(cfg, "trainer.loader_workers", low=0)
-    _positive_int(cfg, "budget.n_trials", optional=True)
-    _positive_number(cfg, "budget.gpu_minutes", optional=True)  # both null: the default (tunetorch/budget.py)
-    _positive_int(cfg, "tuner.max_consecutive_failures")
-    _whole(cfg, "tuner.max_retries", low=0)
-    _positive_int(cfg, "tuner.workers")
-    _positive_int(cfg, "tuner.trials_per_device")
-    _boolean(cfg, "tuner.progress")
-    _one_of(cfg, "tuner.backend", tuple(BACKENDS))
-    _boolean(cfg, "report.strategy_internals")
+    trainer, budget, tuner, study = (checks.under(s) for s in ("trainer", "budget", "tuner", "study"))
+    trainer.whole("epochs", cfg.trainer.get("epochs"), low=1)
+    trainer.whole("batch_size", cfg.trainer.get("batch_size"), low=1)
+    trainer.one_of("score", cfg.trainer.get("score"), ("best", "last"))
+    trainer.one_of("precision", cfg.trainer.get("precision"), ("32", "bf16"))
+    trainer.number("grad_clip", cfg.trainer.get("grad_clip"), above=0, optional=True)
+    trainer.boolean("compile", cfg.trainer.get("compile"))
+    trainer.whole("loader_workers", cfg.trainer.get("loader_workers"), low=0)
+    budget.whole("n_trials", cfg.budget.get("n_trials"), low=1, optional=True)
+    # both budget keys null: the default budget (tunetorch/budget.py)
+    budget.number("gpu_minutes", cfg.budget.get("gpu_minutes"), above=0, optional=True)
+    tuner.whole("max_consecutive_failures", cfg.tuner.get("max_consecutive_failures"), low=1)
+    tuner.whole("max_retries", cfg.tuner.get("max_retries"), low=0)
+    tuner.whole("workers", cfg.tuner.get("workers"), low=1)
+    tuner.whole("trials_per_device", cfg.tuner.get("trials_per_device"), low=1)
+    tuner.boolean("progress", cfg.tuner.get("progress"))
+    tuner.one_of("backend", cfg.tuner.get("backend"), tuple(BACKENDS))
+    checks.under("report").boolean("strategy_internals", cfg.report.get("strategy_internals"))
     address = _get(cfg, "tuner.ray.address")
     if address is not None and (not isinstance(address, str) or not address):
         raise UsageError(f"tuner.ray.address: {address!r} must be null, auto or HOST:PORT")
-    _whole(cfg, "study.seed", low=0, high=SEED_MAX)
-    _boolean(cfg, "study.evaluate")
-    _one_of(cfg, "study.direction", ("maximize", "minimize"))
+    study.seed("seed", cfg.study.get("seed"))
+    study.boolean("evaluate", cfg.study.get("evaluate"))
+    study.one_of("direction", cfg.study.get("direction"), ("maximize", "minimize"))
     metric = _get(cfg, "study.metric")
     if not isinstance(metric, str) or not metric:
         raise UsageError(f"study.metric: {metric!r} must be a metric name, e.g. {', '.join(BUILTIN_METRICS)}")
@@ -85,9 +86,7 @@ def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
     from tunetorch.space import SearchSpace
     from tunetorch.strategies import REGISTRY
 
-    name = cfg.strategy.get("name")
-    if name not in REGISTRY:
-        raise UsageError(f"strategy.name: {name!r} is not one of {', '.join(sorted(REGISTRY))}")
+    name = checks.under("strategy").one_of("name", cfg.strategy.get("name"), sorted(REGISTRY))
     spec = flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
     space = SearchSpace.from_dict(spec)
     strategy_options = {k: v for k, v in OmegaConf.to_container(cfg.strategy).items() if k != "name"}
@@ -194,41 +193,6 @@ def _get(cfg: Any, key: str) -> Any:
     from omegaconf import OmegaConf
 
     return OmegaConf.select(cfg, key)
-
-
-def _whole(cfg: Any, key: str, low: int, high: int | None = None) -> None:
-    v = _get(cfg, key)
-    if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
-        span = f"{low}..{high}" if high is not None else f">= {low}"
-        raise UsageError(f"{key}: {v!r} must be a whole number {span}")
-
-
-def _positive_int(cfg: Any, key: str, optional: bool = False) -> None:
-    v = _get(cfg, key)
-    if v is None and optional:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise UsageError(f"{key}: {v!r} must be a whole number >= 1" + (" or null" if optional else ""))
-
-
-def _positive_number(cfg: Any, key: str, optional: bool = False) -> None:
-    v = _get(cfg, key)
-    if v is None and optional:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-        raise UsageError(f"{key}: {v!r} must be a number > 0" + (" or null" if optional else ""))
-
-
-def _one_of(cfg: Any, key: str, allowed: tuple[str, ...]) -> None:
-    v = _get(cfg, key)
-    if str(v) not in allowed or isinstance(v, bool):
-        raise UsageError(f"{key}: {v!r} is not one of {', '.join(allowed)}")
-
-
-def _boolean(cfg: Any, key: str) -> None:
-    v = _get(cfg, key)
-    if not isinstance(v, bool):
-        raise UsageError(f"{key}: {v!r} must be true or false")
 
 
 def _study_dir_usable(target: Path) -> None:

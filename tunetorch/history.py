@@ -10,7 +10,9 @@ mean two things in two places.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from tunetorch.trial import Trial, TrialState
 
@@ -47,6 +49,38 @@ def best_trial(trials: Iterable[Trial], direction: str = "maximize") -> Trial | 
     """The first of `ranked`: the study's best trial, whose weights are kept and evaluated."""
     order = ranked(trials, direction)
     return order[0] if order else None
+
+
+# --- a trial's standing: what a scheduler's decisions say of it ------------------------------------
+def finite(score: object) -> bool:
+    """A score that can be ranked: a number (not a bool), neither inf nor nan."""
+    return isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score)
+
+
+def by_standing(
+    trials: Iterable[Trial], direction: str = "maximize", epochs: Callable[[Trial], float] | None = None
+) -> list[Trial]:
+    """The scored trials with a finite score, worst first, by their standing as the scheduler
+    judged them: the epochs they trained (a completed trial above every stopped one, a trial
+    stopped later above one stopped earlier), then the score. Ties keep the order given (the
+    bayes strategy fits this order, fidelity `rank`, so its suggestions depend on it bit for bit).
+    `epochs(t)`: the epochs stopped trial `t` trained; its `epochs` when None."""
+    s = sign(direction)
+    trained = epochs or (lambda t: float(t.epochs or 0))
+
+    def standing(t: Trial) -> tuple[float, float]:
+        return (math.inf if t.state == TrialState.COMPLETE else trained(t)), s * float(t.score)
+
+    return sorted((t for t in trials if t.state in SCORED and finite(t.score)), key=standing)
+
+
+def normal_scores(n: int) -> Any:
+    """(n,) Phi^-1((r + 1/2) / n) for ranks r = 0 .. n - 1: evenly spread quantiles of a normal,
+    the value of the r-th of n trials by standing (and of any ranking put on a GP's scale)."""
+    import numpy as np
+    from scipy.stats import norm
+
+    return norm.ppf((np.arange(n) + 0.5) / max(n, 1))
 
 
 def finished(trials: Iterable[Trial]) -> list[Trial]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tunetorch import checks
 from tunetorch.errors import UsageError
 
 TYPES = ("float", "int", "categorical")
@@ -200,21 +201,14 @@ def _plain(value: Any) -> Any:
 def _number(entry: Mapping, key: str, where: str) -> float:
     if key not in entry:
         raise UsageError(f"{where}.{key}: missing; a float/int dimension needs low and high")
-    value = entry[key]
-    # numpy scalars (np.int64(1), np.float32(0.5)) are numbers too; booleans are not.
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{where}.{key}: {value!r} is not a finite number")
-    return value
+    return checks.under(where).number(key, entry[key])
 
 
 def _parse_dimension(name: str, entry: Any, where: str) -> Dimension:
     if not isinstance(entry, Mapping):
         raise UsageError(f"{where}: {entry!r} is not a mapping; give {{type: float|int|categorical, ...}}")
     kind = entry.get("type")
-    if kind not in TYPES:
-        raise UsageError(f"{where}.type: {kind!r} is not one of {', '.join(TYPES)}")
+    kind = checks.under(where).one_of("type", kind, TYPES)
     allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
@@ -229,11 +223,7 @@ def _parse_dimension(name: str, entry: Any, where: str) -> Dimension:
             raise UsageError(f"{where}.choices: {list(choices)!r} has duplicates")
         return Categorical(name, tuple(choices))
     low, high = _number(entry, "low", where), _number(entry, "high", where)
-    log = entry.get("log", False)
-    if isinstance(log, np.bool_):
-        log = bool(log)
-    if not isinstance(log, bool):
-        raise UsageError(f"{where}.log: {log!r} must be true or false")
+    log = checks.under(where).boolean("log", entry.get("log", False))
     if low >= high:
         raise UsageError(f"{where}.low: {low!r} must be below high ({high!r})")
     if log and low <= 0:

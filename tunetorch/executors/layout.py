@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunetorch import checks
 from tunetorch.errors import UsageError
 
 
@@ -32,14 +33,9 @@ class Layout:
 
     @classmethod
     def parse(cls, devices: Any, workers: Any, trials_per_device: Any) -> Layout:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise UsageError(f"tuner.workers: {workers!r} must be a whole number >= 1")
-        if (
-            isinstance(trials_per_device, bool)
-            or not isinstance(trials_per_device, int)
-            or trials_per_device < 1
-        ):
-            raise UsageError(f"tuner.trials_per_device: {trials_per_device!r} must be a whole number >= 1")
+        keys = checks.under("tuner")
+        workers = keys.whole("workers", workers, low=1)
+        trials_per_device = keys.whole("trials_per_device", trials_per_device, low=1)
         if devices in ("auto", "cpu"):
             return cls(devices, workers, trials_per_device)
         if not isinstance(devices, str) and isinstance(devices, Sequence) and len(devices) > 0:

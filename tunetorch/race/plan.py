@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunetorch import cli, config, identity
+from tunetorch import checks, cli, config, identity
 from tunetorch.budget import Budget
 from tunetorch.errors import UsageError
 
@@ -124,9 +124,7 @@ def make_plan(cfg: Any) -> Plan:
                 f"have {', '.join(sorted({*STRATEGIES, *SCHEDULERS}))}"
             )
     _apply_default_budget(cfg)
-    res = race.heatmap_resolution
-    if isinstance(res, bool) or not isinstance(res, int) or not 10 <= res <= 1000:
-        raise UsageError(f"race.heatmap_resolution: {res!r} must be a whole number from 10 to 1000")
+    res = checks.under("race").whole("heatmap_resolution", race.heatmap_resolution, low=10, high=1000)
     landscape = _check_landscape(cfg, dims, flat)
 
     entrants = [
@@ -143,8 +141,8 @@ def _apply_default_budget(cfg: Any) -> None:
     """budget.gpu_minutes = race.default_gpu_minutes when the budget gives neither key (see the
     module's docstring); the budget keys themselves are checked with each entrant's study."""
     minutes = cfg.race.get("default_gpu_minutes")
-    if minutes is not None:
-        _number(minutes, "race.default_gpu_minutes", low=0.0, strict=True)
+    if minutes is not None:  # null: the race has no default budget
+        checks.under("race").number("default_gpu_minutes", minutes, above=0.0)
     if minutes is not None and cfg.budget.n_trials is None and cfg.budget.gpu_minutes is None:
         cfg.budget.gpu_minutes = minutes
 
@@ -392,26 +390,20 @@ def _check_landscape(cfg: Any, dims, flat: dict) -> dict | None:
         raise UsageError(
             f"study.direction: {cfg.study.direction!r}; a landscape's score is higher-is-better: use maximize"
         )
-    _number(land.get("noise"), "landscape.noise", low=0.0)
+    keys = checks.under("landscape")
+    keys.number("noise", land.get("noise"), at_least=0.0)
     cost = land.get("cost") or {}
-    _number(cost.get("base_seconds"), "landscape.cost.base_seconds", low=0.0, strict=True)
-    _number(cost.get("lr_exponent"), "landscape.cost.lr_exponent", low=0.0)
+    keys.number("cost.base_seconds", cost.get("base_seconds"), above=0.0)
+    keys.number("cost.lr_exponent", cost.get("lr_exponent"), at_least=0.0)
     curve = land.get("curve") or {}
-    _number(curve.get("start"), "landscape.curve.start", low=0.0)
+    keys.number("curve.start", curve.get("start"), at_least=0.0)
     if curve["start"] >= 0.4:  # below every landscape's floor, so that every curve rises
         raise UsageError(
             f"landscape.curve.start: {curve['start']!r} must be below 0.4 (the landscapes' floor)"
         )
-    _number(curve.get("rate"), "landscape.curve.rate", low=0.0, strict=True)
-    _number(curve.get("noise"), "landscape.curve.noise", low=0.0)
+    keys.number("curve.rate", curve.get("rate"), above=0.0)
+    keys.number("curve.noise", curve.get("noise"), at_least=0.0)
     return land
-
-
-def _number(v: Any, key: str, low: float, strict: bool = False) -> None:
-    """A finite number >= low (> low when strict), or UsageError naming the key."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if not ok or (v <= low if strict else v < low):
-        raise UsageError(f"{key}: {v!r} must be a number {'>' if strict else '>='} {low:g}")
 
 
 def _plain(value: Any) -> Any:

@@ -23,7 +23,9 @@ trial counts (complete and pruned), valued by its standing as the scheduler judg
 by the epochs it trained (a complete trial above every pruned one, a trial stopped later above
 one stopped earlier), then by its score, and the order mapped to normal scores (rank r of n ->
 Phi^-1((r + 1/2) / n)). This is the order tunetorch's bayes strategy fits by default
-(`fidelity: rank`; Optuna's TPE orders pruned trials the same way). A study with no pruned
+(`fidelity: rank`; Optuna's TPE orders pruned trials the same way): one rule,
+`history.by_standing`, so that trials that tie (same epochs, same score) keep the order they
+are given in, the earlier below the later, as the strategy has them. A study with no pruned
 trial counts its complete trials with their own scores, as before. Failed trials have no score
 and never count.
 
@@ -33,14 +35,13 @@ scores, B: (n_base, n_dims) uniform base sample, G: (n_grid,) values of one coor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tunetorch.history import SCORED, sign
+from tunetorch.history import SCORED, by_standing, finite, normal_scores
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
 from tunetorch.words import count
@@ -62,30 +63,13 @@ class Comparable:
     ranked: bool
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def normal_scores(n: int) -> np.ndarray:
-    """Phi^-1((r + 1/2) / n) for ranks r = 0 .. n-1: evenly spread quantiles of a normal."""
-    from scipy.stats import norm
-
-    return norm.ppf((np.arange(n) + 0.5) / max(n, 1))
-
-
 def comparable(trials: Sequence[Trial], space: SearchSpace, direction: str = "maximize") -> Comparable:
     """The trials a model can use and their values (module docstring)."""
-    s = sign(direction)
-    scored = [t for t in trials if t.state in SCORED and _finite(t.score) and space.contains(t.params)]
+    scored = [t for t in trials if t.state in SCORED and finite(t.score) and space.contains(t.params)]
     if not any(t.state == TrialState.PRUNED for t in scored):
         done = [t for t in scored if t.state == TrialState.COMPLETE]
         return Comparable(done, np.array([t.score for t in done], dtype=float), False)
-
-    def standing(t: Trial) -> tuple[float, float, int]:
-        trained = math.inf if t.state == TrialState.COMPLETE else float(t.epochs or 0)
-        return trained, s * float(t.score), -t.number
-
-    ordered = sorted(scored, key=standing)  # worst first
+    ordered = by_standing(scored, direction)  # worst first
     return Comparable(ordered, normal_scores(len(ordered)), True)
 
 

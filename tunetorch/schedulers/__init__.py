@@ -10,6 +10,7 @@ import importlib
 import inspect
 from typing import Any
 
+from tunetorch import checks
 from tunetorch.errors import UsageError
 from tunetorch.schedulers.base import Scheduler
 
@@ -27,8 +28,7 @@ def make_scheduler(name: str, seed: int = 0, **options: Any) -> Scheduler:
     from tunetorch.strategies import check_seed  # one seed rule for strategies and schedulers
 
     seed = check_seed(seed)
-    if not isinstance(name, str) or name not in REGISTRY:
-        raise UsageError(f"scheduler: {name!r} is not one of {', '.join(sorted(REGISTRY))}")
+    name = checks.under().one_of("scheduler", name, sorted(REGISTRY))
     module, cls_name = REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed")]

@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
+from tunetorch import checks
 from tunetorch.errors import UsageError
 from tunetorch.snapshot import Snapshot
 
@@ -53,13 +54,6 @@ def rung_resources(min_resource: int, max_resource: int, eta: int) -> list[int]:
     return out
 
 
-def whole(key: str, value: Any, low: int, scheduler: str) -> int:
-    """`value` as an int >= low, or a UsageError naming scheduler.KEY."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"scheduler.{key}: {value!r} must be a whole number >= {low} ({scheduler})")
-    return int(value)
-
-
 def resources(scheduler: str, min_resource: Any, max_resource: Any, eta: Any) -> tuple[int, int, int]:
     """Validated (min_resource, max_resource, eta) of asha and hyperband."""
     if max_resource is None:
@@ -67,9 +61,10 @@ def resources(scheduler: str, min_resource: Any, max_resource: Any, eta: Any) ->
             f"scheduler.max_resource: required for {scheduler} (the epochs a full trial trains, "
             "trainer.epochs in the config)"
         )
-    eta = whole("eta", eta, 2, scheduler)
-    min_resource = whole("min_resource", min_resource, 1, scheduler)
-    max_resource = whole("max_resource", max_resource, 1, scheduler)
+    keys = checks.under("scheduler")
+    eta = keys.whole("eta", eta, low=2, note=scheduler)
+    min_resource = keys.whole("min_resource", min_resource, low=1, note=scheduler)
+    max_resource = keys.whole("max_resource", max_resource, low=1, note=scheduler)
     if min_resource >= max_resource:
         raise UsageError(
             f"scheduler.min_resource: {min_resource} must be below max_resource ({max_resource}) "

@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from tunetorch.schedulers.base import Scheduler, whole
+from tunetorch import checks
+from tunetorch.schedulers.base import Scheduler
 from tunetorch.snapshot import Snapshot
 
 
@@ -39,10 +40,11 @@ class MedianRule(Scheduler):
         n_min_trials: int = 1,
     ):
         super().__init__(seed)
-        self.n_startup_trials = whole("n_startup_trials", n_startup_trials, 0, "median")
-        self.n_warmup_steps = whole("n_warmup_steps", n_warmup_steps, 0, "median")
-        self.interval_steps = whole("interval_steps", interval_steps, 1, "median")
-        self.n_min_trials = whole("n_min_trials", n_min_trials, 1, "median")
+        keys = checks.under("scheduler")
+        self.n_startup_trials = keys.whole("n_startup_trials", n_startup_trials, low=0, note="median")
+        self.n_warmup_steps = keys.whole("n_warmup_steps", n_warmup_steps, low=0, note="median")
+        self.interval_steps = keys.whole("interval_steps", interval_steps, low=1, note="median")
+        self.n_min_trials = keys.whole("n_min_trials", n_min_trials, low=1, note="median")
 
     def on_epoch(self, number: int, epoch: int, value: float, snapshot: Snapshot) -> bool:
         curves = snapshot.curves

@@ -6,6 +6,8 @@ import importlib
 import inspect
 from typing import Any
 
+from tunetorch import checks
+from tunetorch.checks import SEED_MAX
 from tunetorch.errors import UsageError
 from tunetorch.space import SearchSpace
 from tunetorch.strategies.base import Strategy
@@ -18,25 +20,14 @@ REGISTRY: dict[str, str] = {
 }
 
 
-# Seeds go to numpy's generators, which take 0 .. 2**32 - 1.
-SEED_MAX = 2**32 - 1
-
-
 def check_seed(seed: Any, key: str = "seed") -> int:
-    """A seed as a Python int in [0, 2**32 - 1]; UsageError naming `key` otherwise."""
-    import numpy as np
-
-    if isinstance(seed, np.integer):
-        seed = int(seed)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise UsageError(f"{key}: {seed!r} must be a whole number from 0 to {SEED_MAX} (2**32 - 1)")
-    return seed
+    """A seed as a Python int in [0, 2**32 - 1] (checks.Keys.seed); UsageError naming `key` otherwise."""
+    return checks.under().seed(key, seed)
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
     seed = check_seed(seed)
-    if name not in REGISTRY:
-        raise UsageError(f"strategy: {name!r} is not one of {', '.join(sorted(REGISTRY))}")
+    name = checks.under().one_of("strategy", name, sorted(REGISTRY))
     module, cls_name = REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "seed")]

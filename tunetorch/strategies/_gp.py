@@ -155,16 +155,6 @@ def anchor_size(n_observed: int) -> int:
     return m
 
 
-def normal_scores(values: np.ndarray) -> np.ndarray:
-    """Each value's rank (ties in order of position) mapped to the standard normal quantile
-    (rank + 0.5) / n."""
-    from scipy.stats import norm
-
-    ranks = np.empty(len(values))
-    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
-    return norm.ppf((ranks + 0.5) / len(values))
-
-
 def standardise(v: np.ndarray) -> np.ndarray:
     std = v.std()
     return (v - v.mean()) / (std if std > 0 else 1.0)  # all equal: any scale will do

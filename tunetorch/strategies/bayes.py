@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from tunetorch.errors import SpaceExhausted, UsageError
+from tunetorch import checks, history
+from tunetorch.errors import SpaceExhausted
 from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
 from tunetorch.strategies import _gp, acquisition, fidelity
@@ -58,29 +59,14 @@ class BayesSearch(Strategy):
         random_fraction: float = 0.0,
     ):
         super().__init__(space, seed)
-        for key, value, low in (
-            ("n_startup", n_startup, 2),
-            ("n_candidates", n_candidates, 16),
-            ("n_local", n_local, 0),
-        ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise UsageError(f"strategy.{key}: {value!r} must be a whole number >= {low}")
-        if not isinstance(warp, bool):
-            raise UsageError(f"strategy.warp: {warp!r} must be true or false")
-        if fidelity not in _FIDELITIES:
-            raise UsageError(f"strategy.fidelity: {fidelity!r} is not one of {', '.join(_FIDELITIES)}")
-        if (
-            isinstance(random_fraction, bool)
-            or not isinstance(random_fraction, (int, float))
-            or not 0.0 <= random_fraction < 1.0
-        ):
-            raise UsageError(f"strategy.random_fraction: {random_fraction!r} must be a number in [0, 1)")
+        keys = checks.under("strategy")
+        n_startup = keys.whole("n_startup", n_startup, low=2, optional=True)
         self.n_startup = max(5, 2 * len(space)) if n_startup is None else n_startup
-        self.n_candidates = n_candidates
-        self.n_local = n_local
-        self.warp = warp
-        self.fidelity = fidelity
-        self.random_fraction = float(random_fraction)
+        self.n_candidates = keys.whole("n_candidates", n_candidates, low=16)
+        self.n_local = keys.whole("n_local", n_local, low=0)
+        self.warp = keys.boolean("warp", warp)
+        self.fidelity = keys.one_of("fidelity", fidelity, _FIDELITIES)
+        self.random_fraction = float(keys.number("random_fraction", random_fraction, at_least=0.0, below=1.0))
         self.encoding = Encoding(space)
         self._fits: dict[tuple[bytes, bytes], _gp.GPParams] = {}  # anchor rows -> their hyperparameters
 
@@ -96,10 +82,10 @@ class BayesSearch(Strategy):
             scored = [
                 t
                 for t in trials
-                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and fidelity.finite(t.score)
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and history.finite(t.score)
             ]
         else:
-            scored = [t for t in trials if t.state == TrialState.COMPLETE and fidelity.finite(t.score)]
+            scored = [t for t in trials if t.state == TrialState.COMPLETE and history.finite(t.score)]
         if len(scored) < self.n_startup:
             return self._startup(taken)
         coin = np.random.default_rng([self.seed, number, 1]).random()
@@ -214,7 +200,7 @@ class BayesSearch(Strategy):
             # Ranked scores (fidelity rank) are ranked again within the anchor: the anchor's own
             # order does not change as later trials join the ranking, so neither does its fit.
             Xa = X[anchor]
-            ya = _gp.normal_scores(scores[anchor]) if ranked else self._standardise(scores[anchor])[0]
+            ya = _rank_scores(scores[anchor]) if ranked else self._standardise(scores[anchor])[0]
             rows = _gp.subset(ya)
             key = (Xa[rows].tobytes(), ya[rows].tobytes())
             if key not in self._fits:
@@ -228,3 +214,10 @@ class BayesSearch(Strategy):
         if self.warp:
             y, lam = _gp.warp_outputs(y)
         return y, lam
+
+
+def _rank_scores(values: np.ndarray) -> np.ndarray:
+    """Each value's rank (ties in order of position) as its normal score (history.normal_scores)."""
+    ranks = np.empty(len(values), dtype=int)
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return history.normal_scores(len(values))[ranks]

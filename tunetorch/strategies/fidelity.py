@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from tunetorch.strategies import _gp
+from tunetorch import history
 from tunetorch.strategies.encoding import Encoding
 from tunetorch.trial import Trial, TrialState
 
@@ -89,7 +89,7 @@ def highest(trials: Sequence[Trial], curves: Curves, encoding: Encoding) -> Evid
     for t in trials:
         best, out = -math.inf, {}
         for e, v in sorted((curves.get(t.number) or {}).items()):
-            best = max(best, v) if finite(v) else best
+            best = max(best, v) if history.finite(v) else best
             out[e] = best
         running[t.number] = out
 
@@ -97,9 +97,9 @@ def highest(trials: Sequence[Trial], curves: Curves, encoding: Encoding) -> Evid
         obs = []
         for t in trials:
             own = running[t.number]
-            if t.state == TrialState.COMPLETE and finite(t.score) and e >= max(own, default=-1):
+            if t.state == TrialState.COMPLETE and history.finite(t.score) and e >= max(own, default=-1):
                 obs.append((t, float(t.score)))
-            elif t.state != TrialState.FAIL and e in own and finite(own[e]):
+            elif t.state != TrialState.FAIL and e in own and history.finite(own[e]):
                 obs.append((t, own[e]))
         return obs
 
@@ -148,13 +148,9 @@ def ranked(trials: Sequence[Trial], curves: Curves, encoding: Encoding) -> Evide
     each curve over its epochs (which, in `joint`, makes every parameter that matters only
     late, such as weight decay, look irrelevant and EI collapse onto one point)."""
 
-    def standing(t: Trial) -> tuple[float, float]:
-        trained = math.inf if t.state == TrialState.COMPLETE else 1 + max(curves.get(t.number) or {0: 0})
-        return trained, float(t.score)
-
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and finite(t.score)]
-    done.sort(key=standing)
-    observed = list(zip(done, _gp.normal_scores(np.arange(len(done), dtype=float)), strict=True))
+    # Epochs trained as the scheduler saw them: the curve's reports (1 + the last epoch).
+    done = history.by_standing(trials, epochs=lambda t: 1 + max(curves.get(t.number) or {0: 0}))
+    observed = list(zip(done, history.normal_scores(len(done)), strict=True))
     pending = [t for t in trials if t.state in PENDING]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     return Evidence(
@@ -196,13 +192,13 @@ def joint(trials: Sequence[Trial], curves: Curves, encoding: Encoding) -> Eviden
     for i, t in enumerate(live):
         own = curves.get(t.number) or {}
         last = max(own, default=None)
-        complete = t.state == TrialState.COMPLETE and finite(t.score)
+        complete = t.state == TrialState.COMPLETE and history.finite(t.score)
         best = -math.inf
         for e in sorted(own):
-            best = max(best, own[e]) if finite(own[e]) else best
+            best = max(best, own[e]) if history.finite(own[e]) else best
             # Epochs 1, 2, 4, 8, ... and the last: the curve's shape without a row per epoch.
             # A completed trial's last row is its score (trainer.score may be `last`, not best).
-            if finite(best) and ((e + 1) & e == 0 or e == last) and not (complete and e == last):
+            if history.finite(best) and ((e + 1) & e == 0 or e == last) and not (complete and e == last):
                 add(i, t, z(e + 1), best)
         if complete:  # at the length it ran; told without a curve: at the longest
             add(i, t, z(last + 1) if own else 1.0, float(t.score))
@@ -232,7 +228,3 @@ def joint(trials: Sequence[Trial], curves: Curves, encoding: Encoding) -> Eviden
         at=1.0,
         tried=np.vstack([inputs[sorted(set(index))], encoding.rows([t.params for t in pending])]),
     )
-
-
-def finite(score: Any) -> bool:
-    return isinstance(score, (int, float)) and math.isfinite(score)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tunetorch import checks
 from tunetorch.errors import SpaceExhausted, UsageError
 from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
@@ -24,14 +25,17 @@ class GridSearch(Strategy):
         shuffle: bool = True,
     ):
         super().__init__(space, seed)
-        per_dim = resolution if isinstance(resolution, Mapping) else {n: resolution for n in space.names}
+        keys = checks.under("strategy")
+        if isinstance(resolution, Mapping):
+            per_dim = dict(resolution)
+        else:
+            per_dim = {n: keys.whole("resolution", resolution, low=1) for n in space.names}
         for name, r in per_dim.items():
             if name not in space.names:
                 raise UsageError(
                     f"strategy.resolution.{name}: not a dimension of the space; have {', '.join(space.names)}"
                 )
-            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-                raise UsageError(f"strategy.resolution: {r!r} for {name} must be a whole number >= 1")
+            per_dim[name] = keys.whole(f"resolution.{name}", r, low=1)
         self.lattice = [
             {name: _exact(space[name], v) for name, v in point.items()}
             for point in space.grid({n: per_dim.get(n, 5) for n in space.names})

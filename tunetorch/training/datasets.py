@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunetorch import checks
 from tunetorch.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,7 @@ class ImageData:
         mean: Sequence[float],
         std: Sequence[float],
     ):
-        if isinstance(val_fraction, bool) or not 0 < float(val_fraction) < 1:
-            raise UsageError(f"dataset.val_fraction: {val_fraction!r} must be a number in (0, 1)")
+        checks.under("dataset").number("val_fraction", val_fraction, above=0.0, below=1.0)
         self.n_classes = int(n_classes)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.val_fraction = float(val_fraction)
@@ -178,8 +178,7 @@ class Digits(ImageData):
 
     def __init__(self, test_fraction: float = 0.2, split_seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
-        if isinstance(test_fraction, bool) or not 0 < float(test_fraction) < 1:
-            raise UsageError(f"dataset.test_fraction: {test_fraction!r} must be a number in (0, 1)")
+        checks.under("dataset").number("test_fraction", test_fraction, above=0.0, below=1.0)
         self.test_fraction, self.split_seed = float(test_fraction), int(split_seed)
 
     def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
