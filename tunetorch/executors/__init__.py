@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tunetorch.errors import UsageError
+from tunetorch import checks
 from tunetorch.executors.base import Executor, Setup, Task
 
 BACKENDS = {
@@ -42,7 +42,5 @@ def open_executor(tuner: Any, setup: Setup, task: Task, decide: bool = False) ->
 
 
 def _backend(tuner: Any):
-    backend = tuner.backend
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise UsageError(f"tuner.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    backend = checks.under("tuner").one_of("backend", tuner.backend, tuple(BACKENDS))
     return importlib.import_module(BACKENDS[backend])
