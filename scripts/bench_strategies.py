@@ -9,10 +9,9 @@ Every sampler runs through its public ask/tell API (tunetorch.Study, optuna.Stud
 same budget and seeds. The functions are minimised; tunetorch maximises, so it is told -f(x).
 Simple regret after n evaluations = min f over the first n - f*. Printed as a markdown table:
 median [25%, 75%] of log10 regret after 20, 40, 60 and 100 evaluations (those within the
-budget), median seconds per
-suggestion, and the Wilcoxon signed-rank p-value (paired by seed) of bayes against each
-Optuna sampler at 40 evaluations. Then the targets: Branin regret at 30, Hartmann6 best at
-50, and the suggestion time of bayes with 100 observations in 6-D.
+budget), median seconds per suggestion, and the Wilcoxon signed-rank p-value (paired by seed)
+of bayes against each Optuna sampler at 40 evaluations. Then the targets: Branin regret at
+30, Hartmann6 best at 50, and the suggestion time of bayes with 100 observations in 6-D.
 
 Optuna is a benchmark-only extra (`pip install -e .[bench]`); tunetorch does not import it.
 One thread per process (set before numpy loads): the workers share a 2-core machine.
