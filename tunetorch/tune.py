@@ -62,6 +62,7 @@ RESUME = (
 
 
 def _run_locked(cfg: Any, plan: Any) -> int:
+    """Open the study, start the executor, search, finish (tunetorch/lifecycle.py), print the results."""
     from tunetorch import lifecycle
     from tunetorch.budget import Budget
 
