@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,8 @@ def new_study(cfg: Any, plan: Any, journal: Any = None):
 
 def open_study(cfg: Any, plan: Any, folders: tuple[str, ...] = ()) -> Opened:
     """cfg.study.dir's study: a new one, or the same one resumed (identity.open_journal refuses a
-    different one), with `folders` made in it. The caller holds the study's lock. A new study that
-    cannot be written whole (a full disk) leaves nothing and the fault is raised."""
+    different one), with `folders` made in it. The caller holds the study's lock. On any failure the
+    journal is closed; a new study that cannot be written whole (a full disk) leaves nothing."""
     from tunetorch import identity
 
     study_dir = Path(cfg.study.dir)
@@ -85,10 +85,11 @@ def open_study(cfg: Any, plan: Any, folders: tuple[str, ...] = ()) -> Opened:
         study = new_study(cfg, plan, journal)
         for name in folders:
             (study_dir / name).mkdir(exist_ok=True)
-    except (EnvironmentFault, OSError):
-        if fresh:
-            if journal is not None:
+    except BaseException as e:
+        if journal is not None:
+            with suppress(Exception):  # the fault being raised is the one to report, not the close's
                 journal.close()
+        if fresh and isinstance(e, (EnvironmentFault, OSError)):
             remove_new_study(study_dir, keep=there)
         raise
     return Opened(study_dir, journal, study, resumed, there)
