@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -362,8 +363,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any]:
-    from tunetorch.reports import TensorBoardLog, study_meta, write_reports
-
     try:
         journal = Journal(study_dir / "journal.sqlite")
     except sqlite3.Error as e:
@@ -371,21 +370,50 @@ def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any
             f"study.dir: {study_dir}: the journal cannot be opened for writing ({e})"
         ) from None
     try:
-        looks = len(journal.evaluations())
-        try:
-            result = evaluate_best(study_dir, journal, device, force=force)
-        except (EnvironmentFault, UsageError):
-            rewrite_reports_after_a_failed_look(study_dir, journal, looks)
-            raise
-        summary = write_reports(study_dir, journal, journal.get_meta("strategy") or "?")
-        meta = study_meta(journal)  # a forced look reaches TensorBoard too
-        tb = TensorBoardLog(study_dir, space=meta.space, metric=meta.metric, direction=meta.direction)
-        tb.test_result(result["accuracy"], result["loss"], result["trial"])
-        tb.images(step=summary["n_trials"])
-        tb.close()
+        result, _ = look(study_dir, journal, device=device, force=force)
     finally:
         journal.close()
     return result
+
+
+def look(
+    study_dir: Path,
+    journal: Journal,
+    tb: Any = None,
+    *,
+    device: str = "cpu",
+    force: bool = False,
+    strategy: str | None = None,
+    val_accuracy: float | None = None,
+    n_trials: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The look (`evaluate_best`) and what follows it, for tune and evaluate alike: the reports
+    rewritten and the result on TensorBoard (`tb`, the running study's; without one the study's
+    own, opened after the look and closed). A look that failed (its test() raised) is shown in the
+    reports and raised. Returns (evaluate_best's result, summary.json's dict)."""
+    from tunetorch.reports import write_reports
+
+    looks = len(journal.evaluations())
+    try:
+        result = evaluate_best(study_dir, journal, device, force=force)
+    except (EnvironmentFault, UsageError):
+        rewrite_reports_after_a_failed_look(study_dir, journal, looks)
+        raise
+    summary = write_reports(study_dir, journal, strategy or journal.get_meta("strategy") or "?")
+    # The running study's TensorBoard stays open for its caller; the study's own is closed here.
+    with nullcontext(tb) if tb is not None else _study_tensorboard(study_dir, journal) as board:
+        board.test_result(
+            result["accuracy"], result["loss"], result["trial"], val_accuracy=val_accuracy, n_trials=n_trials
+        )
+        board.images(step=summary["n_trials"])
+    return result, summary
+
+
+def _study_tensorboard(study_dir: Path, journal: Journal) -> Any:
+    from tunetorch.reports import TensorBoardLog, study_meta
+
+    meta = study_meta(journal)  # a forced look reaches TensorBoard too
+    return TensorBoardLog(study_dir, space=meta.space, metric=meta.metric, direction=meta.direction)
 
 
 if __name__ == "__main__":

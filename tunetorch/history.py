@@ -87,6 +87,11 @@ def finished(trials: Iterable[Trial]) -> list[Trial]:
     return sorted((t for t in trials if t.finished), key=lambda t: t.number)
 
 
+def count_state(trials: Iterable[Trial], state: TrialState) -> int:
+    """How many of the trials are in `state` (a TrialState, never its string)."""
+    return sum(t.state == state for t in trials)
+
+
 def device_minutes(trials: Iterable[Trial]) -> float:
     """Device minutes charged to the finished trials (completed, pruned and failed)."""
     return sum(t.device_seconds or 0.0 for t in trials if t.finished) / 60.0

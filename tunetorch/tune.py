@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from tunetorch import cli, config, executors, identity
-from tunetorch.errors import EnvironmentFault, UsageError
+from tunetorch import cli, config, executors
+from tunetorch.errors import EnvironmentFault
 
 
 def main() -> None:
@@ -63,88 +62,57 @@ RESUME = (
 
 
 def _run_locked(cfg: Any, plan: Any) -> int:
+    """Open the study, start the executor, search, finish (tunetorch/lifecycle.py), print the results."""
+    from tunetorch import lifecycle
+    from tunetorch.budget import Budget
+
+    budget = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)  # the rule, once (tunetorch/budget.py)
+    opened = lifecycle.open_study(cfg, plan, folders=("checkpoints",))
+    if opened.resumed:
+        backfill_weights(opened.study_dir, opened.journal, opened.study.trials)
+    pool = _open_executor(cfg, plan, opened.study_dir / "checkpoints")
+    _print_opening(cfg, plan, opened, budget, [s.device for s in pool.slots])
+    with lifecycle.running(opened, cfg, plan) as tb:
+        outcome = _search(cfg, opened, pool, tb, budget)
+        summary = lifecycle.finish(opened, tb, outcome, plan.strategy)
+        _print_search_ended(opened, outcome, summary)
+        if not outcome.ok:
+            return _stopped(opened, outcome)
+        if opened.study.best is None:
+            return _none_completed(opened, summary)
+        _print_best(cfg, opened)
+        summary = lifecycle.evaluate_when_asked(cfg, opened, tb, pool.driver_device(), summary, plan.strategy)
+        _print_importance(summary)
+    _print_results(opened)
+    return 0
+
+
+def _open_executor(cfg: Any, plan: Any, checkpoints: Path) -> Any:
+    """The slots that run trials, each worker set up once with the study's config."""
     from omegaconf import OmegaConf
 
-    from tunetorch.budget import Budget
-    from tunetorch.checkpoints import bind_weights, keep_best
-    from tunetorch.history import device_minutes
-    from tunetorch.progress import Progress
-    from tunetorch.reports import TensorBoardLog, terminal, write_reports
-    from tunetorch.search import run_search
-    from tunetorch.strategies import make_strategy
-    from tunetorch.study import Study
     from tunetorch.training.objective import run_training, setup_training
-    from tunetorch.words import cost_unit, count, minutes, trials_cost_unit
-
-    study_dir = Path(cfg.study.dir)
-    budget = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)  # the rule, once (tunetorch/budget.py)
-    metric, direction = str(cfg.study.metric), str(cfg.study.direction)
-    fresh = not (study_dir / "journal.sqlite").exists()
-    there = {name for name in NEW_STUDY_FILES if (study_dir / name).exists()}  # not ours to remove
-    try:
-        journal, resumed = identity.open_journal(study_dir, cfg, plan)
-        strategy = make_strategy(plan.strategy, plan.space, seed=cfg.study.seed, **plan.strategy_options)
-        study = Study(
-            plan.space,
-            strategy,
-            seed=int(cfg.study.seed),
-            journal=journal,
-            direction=direction,
-            scheduler=plan.scheduler,
-            scheduler_options=plan.scheduler_options,
-            metric=metric,
-        )
-        checkpoints = study_dir / "checkpoints"
-        checkpoints.mkdir(exist_ok=True)
-    except (EnvironmentFault, OSError):
-        if fresh:  # a new study that could not be written whole (a full disk): none at all
-            _remove_new_study(study_dir, keep=there)
-        raise
-    if resumed:
-        backfill_weights(study_dir, journal, study.trials)
 
     setup = functools.partial(
         setup_training, cfg_yaml=OmegaConf.to_yaml(cfg, resolve=True), checkpoints=str(checkpoints)
     )
     # With a scheduler, each worker waits after every epoch for the study's decision to go on.
-    pool = executors.open_executor(cfg.tuner, setup, run_training, decide=plan.scheduler != "none")
-    devices = [s.device for s in pool.slots]
-    note = " (the default; choose with +strategy=bayes|grid|random)" if plan.strategy_defaulted else ""
-    scheduler = f", scheduler {plan.scheduler}" if plan.scheduler != "none" else ""
-    print(
-        f"{'resuming' if resumed else 'study'} {study_dir}: strategy {plan.strategy}{note}{scheduler}; "
-        f"{cfg.model._target_} on {cfg.dataset._target_}; {direction} {metric}; "
-        f"budget {terminal.budget_text(budget, cost_unit(devices))}; "
-        f"{count(len(devices), 'slot')} ({cfg.tuner.backend}): {', '.join(devices)}",
-        flush=True,
-    )
-    if resumed:
-        done = [t for t in study.trials if t.finished]
-        print(
-            f"  {count(len(done), 'finished trial')} kept; "
-            f"{count(len(study.trials) - len(done), 'interrupted trial')} will run again",
-            flush=True,
-        )
+    return executors.open_executor(cfg.tuner, setup, run_training, decide=plan.scheduler != "none")
 
-    tb = TensorBoardLog(
-        study_dir,
-        space=plan.space,
-        metric=metric,
-        direction=direction,
-        strategy_internals=bool(cfg.report.strategy_internals),
-    )
-    progress = Progress(study, budget, metric, len(devices), int(cfg.trainer.epochs))
+
+def _search(cfg: Any, opened: Any, pool: Any, tb: Any, budget: Any) -> Any:
+    """The search, live: each trial's end and each epoch reach the journal's checkpoints, TensorBoard
+    and the terminal as they arrive. Returns run_search's Outcome; the pool is closed after it."""
+    from tunetorch import lifecycle
+    from tunetorch.progress import Progress
+    from tunetorch.search import run_search
+
+    study = opened.study
+    progress = Progress(study, budget, str(cfg.study.metric), len(pool.slots), int(cfg.trainer.epochs))
     show = bool(cfg.tuner.progress)
 
-    def keep_best_weights() -> None:
-        best = study.best
-        running = {t.number for t in study.trials if not t.finished}
-        keep_best(study_dir, best.number if best else None, running)
-
     def on_trial(trial) -> None:
-        bind_weights(study_dir, journal, trial)  # before keep_best may drop the file
-        keep_best_weights()
-        tb.trial(trial, journal.epochs(trial.number), study.trials)
+        lifecycle.trial_finished(opened, tb, trial)
         if show:
             progress.finished(trial)
 
@@ -154,7 +122,7 @@ def _run_locked(cfg: Any, plan: Any) -> int:
             progress.epoch(number, metrics)
 
     try:
-        outcome = run_search(
+        return run_search(
             study,
             pool,
             budget,
@@ -164,110 +132,90 @@ def _run_locked(cfg: Any, plan: Any) -> int:
             on_start=progress.started if show else None,
             on_epoch=on_epoch,
         )
-    except UsageError:  # a worker's setup refused its device: a new study leaves nothing, as any refusal
-        tb.close()
-        if fresh:
-            _remove_new_study(study_dir, keep=there)
-        raise
     finally:
         pool.close()
-    journal.set_meta("wall_seconds", str(float(journal.get_meta("wall_seconds") or 0) + outcome.wall_seconds))
-    keep_best_weights()
-    summary = write_reports(study_dir, journal, plan.strategy)
-    tb.images(step=summary["n_trials"])
+
+
+# --- what the terminal shows ------------------------------------------------------------------
+def _print_opening(cfg: Any, plan: Any, opened: Any, budget: Any, devices: list[str]) -> None:
+    from tunetorch.reports import terminal
+    from tunetorch.words import cost_unit, count
+
+    note = " (the default; choose with +strategy=bayes|grid|random)" if plan.strategy_defaulted else ""
+    scheduler = f", scheduler {plan.scheduler}" if plan.scheduler != "none" else ""
+    print(
+        f"{'resuming' if opened.resumed else 'study'} {opened.study_dir}: strategy {plan.strategy}{note}"
+        f"{scheduler}; {cfg.model._target_} on {cfg.dataset._target_}; "
+        f"{cfg.study.direction} {cfg.study.metric}; "
+        f"budget {terminal.budget_text(budget, cost_unit(devices))}; "
+        f"{count(len(devices), 'slot')} ({cfg.tuner.backend}): {', '.join(devices)}",
+        flush=True,
+    )
+    if opened.resumed:
+        trials = opened.study.trials
+        done = [t for t in trials if t.finished]
+        print(
+            f"  {count(len(done), 'finished trial')} kept; "
+            f"{count(len(trials) - len(done), 'interrupted trial')} will run again",
+            flush=True,
+        )
+
+
+def _print_search_ended(opened: Any, outcome: Any, summary: dict[str, Any]) -> None:
+    from tunetorch.history import device_minutes
+    from tunetorch.reports import terminal
+    from tunetorch.words import count, minutes, trials_cost_unit
+
+    trials = opened.study.trials
     print(
         f"search ended: {outcome.reason}. {count(summary['n_trials'], 'trial')} finished "
         f"({summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed), "
-        f"{minutes(device_minutes(study.trials), trials_cost_unit(study.trials))}, "
+        f"{minutes(device_minutes(trials), trials_cost_unit(trials))}, "
         f"{terminal.format_duration(outcome.wall_seconds)} wall",
         flush=True,
     )
-    best = study.best
-    if not outcome.ok:
-        print(
-            ("interrupted: run the same command again to resume. " if outcome.interrupted else "")
-            + f"results so far in {study_dir}",
-            file=sys.stderr,
-        )
-        tb.close()
-        return 130 if outcome.interrupted else 1
-    if best is None:
-        tb.close()
-        print(
-            f"error: no trial completed ({summary['n_failed']} failed; the last: "
-            f"{study.trials[-1].error if study.trials else 'none ran'}); see {study_dir}/trials.csv",
-            file=sys.stderr,
-        )
-        return 1
-    print(terminal.best_line(best, metric))
-    print(terminal.top_table(study.trials, direction, k=5, metric=metric))
-    from tunetorch.evaluate import evaluate_best, evaluation_is_stale
 
-    if evaluation_is_stale(journal):
-        last = [e for e in journal.evaluations() if e["status"] == "completed"][-1]
-        print(
-            f"warning: the test result on record is of trial {last['trial']}, no longer the best "
-            f"(trial {best.number}); {terminal.evaluate_command(study_dir, force=True)} "
-            "evaluates the new best (flagged as forced)",
-            file=sys.stderr,
-        )
-    elif cfg.study.evaluate:
-        if journal.evaluations():
-            print(
-                "test split: already evaluated for this study "
-                f"({terminal.evaluate_command(study_dir, force=True)} to look again, flagged)"
-            )
-            if summary.get("test"):
-                print(terminal.test_line(summary["test"], summary.get("optimism")))
-        else:
-            from tunetorch.evaluate import rewrite_reports_after_a_failed_look
 
-            try:
-                result = evaluate_best(study_dir, journal, device=pool.driver_device())
-            except (EnvironmentFault, UsageError):  # its test() raised: one line, the look counts
-                rewrite_reports_after_a_failed_look(study_dir, journal, 0)
-                tb.close()
-                raise
-            summary = write_reports(study_dir, journal, plan.strategy)
-            tb.test_result(
-                result["accuracy"],
-                result["loss"],
-                result["trial"],
-                val_accuracy=best.score if metric == "val_accuracy" else None,
-                n_trials=len(study.trials),
-            )
-            tb.images(step=summary["n_trials"])
-            print(terminal.test_line(summary["test"], summary.get("optimism"), n_test=result["n_test"]))
+def _stopped(opened: Any, outcome: Any) -> int:
+    """Interrupted (130) or stopped on failures (1): what was done is kept."""
+    print(
+        ("interrupted: run the same command again to resume. " if outcome.interrupted else "")
+        + f"results so far in {opened.study_dir}",
+        file=sys.stderr,
+    )
+    return 130 if outcome.interrupted else 1
+
+
+def _none_completed(opened: Any, summary: dict[str, Any]) -> int:
+    trials = opened.study.trials
+    print(
+        f"error: no trial completed ({summary['n_failed']} failed; the last: "
+        f"{trials[-1].error if trials else 'none ran'}); see {opened.study_dir}/trials.csv",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _print_best(cfg: Any, opened: Any) -> None:
+    from tunetorch.reports import terminal
+
+    metric = str(cfg.study.metric)
+    print(terminal.best_line(opened.study.best, metric))
+    print(terminal.top_table(opened.study.trials, str(cfg.study.direction), k=5, metric=metric))
+
+
+def _print_importance(summary: dict[str, Any]) -> None:
+    from tunetorch.reports import terminal
+
     line = terminal.importance_line(summary.get("importance"))
     if line:
         print(line)
-    tb.close()
-    print("\n".join(terminal.results_lines(study_dir)))
-    return 0
 
 
-NEW_STUDY_FILES = (
-    "journal.sqlite",
-    "journal.sqlite-wal",
-    "journal.sqlite-shm",
-    "config.yaml",
-    "checkpoints",
-    "tb",
-)
+def _print_results(opened: Any) -> None:
+    from tunetorch.reports import terminal
 
-
-def _remove_new_study(study_dir: Path, keep: set[str]) -> None:
-    """What a new study wrote before it failed (its journal, config.yaml, checkpoints/, tb/), but
-    what was there before it (`keep`): the lock then removes the folder if it made it, so the
-    command can be run again as if for the first time."""
-    for name in NEW_STUDY_FILES:
-        path = study_dir / name
-        if name in keep:
-            continue
-        try:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        except OSError:
-            pass
+    print("\n".join(terminal.results_lines(opened.study_dir)))
 
 
 def backfill_weights(study_dir: Path, journal: Any, trials: list) -> list[int]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from tunetorch import cli, identity
+from tunetorch import cli
 from tunetorch.budget import Budget
 from tunetorch.errors import UsageError
 from tunetorch.race.plan import (
@@ -75,6 +74,7 @@ def run(cfg: Any) -> int:
 
 def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
     from tunetorch.race.figure import race_figure, save_race_gif
+    from tunetorch.reports.tensorboard import write_race_tensorboard
 
     synthetic = plan.landscape is not None
     results: dict[str, list] = {}
@@ -95,7 +95,7 @@ def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
     tmp = race_dir / "race.tmp.gif"  # Pillow reads the format from the suffix
     save_race_gif(tmp, plan.space, results, **kwargs)
     os.replace(tmp, race_dir / "race.gif")
-    write_tensorboard(race_dir / "tb", results, fig)
+    write_race_tensorboard(race_dir / "tb", results, fig)
     summary = _summary(cfg, plan, results, codes, unit, objective)
     (race_dir / "race.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary, unit)
@@ -132,18 +132,19 @@ def _race_synthetic(entrant: Entrant, plan: Plan) -> tuple[int, list]:
 
 
 def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
+    from tunetorch.lifecycle import add_wall_seconds, open_study
     from tunetorch.race.synthetic import search_landscape
 
     cfg = entrant.cfg
     check_same_landscape(Path(cfg.study.dir), plan.landscape)  # as make_plan did, now under the lock
-    journal, _ = identity.open_journal(Path(cfg.study.dir), cfg, entrant.plan)
+    opened = open_study(cfg, entrant.plan)
+    journal = opened.journal
     try:
         wanted = json.dumps(plan.landscape, sort_keys=True)
         if journal.get_meta("landscape") != wanted:
             journal.set_meta("landscape", wanted)
-        study = make_study(entrant, plan, journal)
         outcome = search_landscape(
-            study,
+            opened.study,
             plan.landscape,
             race_budget(cfg),
             seed=int(cfg.study.seed),
@@ -152,10 +153,8 @@ def _race_synthetic_locked(entrant: Entrant, plan: Plan) -> tuple[int, list]:
             max_retries=cfg.tuner.max_retries,
             max_consecutive_failures=cfg.tuner.max_consecutive_failures,
         )
-        journal.set_meta(
-            "wall_seconds", str(float(journal.get_meta("wall_seconds") or 0) + outcome.wall_seconds)
-        )
-        trials = study.trials
+        add_wall_seconds(journal, outcome.wall_seconds)
+        trials = opened.study.trials
     finally:
         journal.close()
     print(f"  {entrant.name}: {_reason(outcome.reason, entrant.strategy)}", flush=True)
@@ -170,22 +169,13 @@ def race_budget(cfg: Any) -> Budget:
     return Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)
 
 
-def make_study(entrant: Entrant, plan: Plan, journal: Any = None):
-    """The entrant's Study, built as tunetorch.tune builds a study's: strategy, scheduler, seed, metric."""
-    from tunetorch.strategies import make_strategy
-    from tunetorch.study import Study
+def make_study(entrant: Entrant, plan: Plan | None = None, journal: Any = None):
+    """The entrant's Study, in memory or written through to `journal`, built from its checked config
+    as every study is (tunetorch.lifecycle.new_study). (`plan`, the race's, is not read: the
+    entrant's own plan holds the same space.)"""
+    from tunetorch.lifecycle import new_study
 
-    cfg = entrant.cfg
-    return Study(
-        plan.space,
-        make_strategy(entrant.strategy, plan.space, seed=cfg.study.seed, **entrant.options),
-        seed=int(cfg.study.seed),
-        journal=journal,
-        direction=str(cfg.study.direction),
-        scheduler=entrant.scheduler,
-        scheduler_options=entrant.scheduler_options,
-        metric=str(cfg.study.metric),
-    )
+    return new_study(entrant.cfg, entrant.plan, journal)
 
 
 def _reason(reason: str, strategy: str) -> str:
@@ -246,33 +236,11 @@ def _save_png(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_tensorboard(root: Path, results: dict[str, list], fig) -> None:
-    """tb/<entrant>: best score so far under one tag (race/best_score), step = device seconds
-    (TensorBoard steps are integers), so the entrants overlay in one chart; tb/figure: race.png.
-
-    Rebuilt from the trials each time, so a resumed race does not log its curves twice.
-    """
-    import numpy as np
-    from torch.utils.tensorboard import SummaryWriter
-
-    from tunetorch.history import best_so_far
-
-    for name, trials in results.items():
-        shutil.rmtree(root / name, ignore_errors=True)
-        with SummaryWriter(str(root / name)) as w:
-            for minutes, best, _ in best_so_far(trials):
-                w.add_scalar("race/best_score", best, int(round(minutes * 60)))
-    shutil.rmtree(root / "figure", ignore_errors=True)
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    with SummaryWriter(str(root / "figure")) as w:
-        w.add_image("race/figure", image, dataformats="HWC")
-
-
 def _summary(
     cfg: Any, plan: Plan, results: dict[str, list], codes: dict[str, int], unit: str, objective: str
 ) -> dict[str, Any]:
-    from tunetorch.history import best_trial, device_minutes, pruned_per_rung
+    from tunetorch.history import best_trial, count_state, device_minutes, pruned_per_rung
+    from tunetorch.trial import TrialState
 
     budget = race_budget(cfg)
     out: dict[str, Any] = {
@@ -291,8 +259,8 @@ def _summary(
         finished = [t for t in trials if t.finished]
         out["strategies"][name] = {
             "n_trials": len(finished),
-            "n_failed": sum(t.state.value == "FAIL" for t in trials),
-            "n_pruned": sum(t.state.value == "PRUNED" for t in trials),
+            "n_failed": count_state(trials, TrialState.FAIL),
+            "n_pruned": count_state(trials, TrialState.PRUNED),
             "pruned_per_rung": {str(k): v for k, v in pruned_per_rung(trials).items()},
             "epochs_trained": sum(t.epochs or 0 for t in finished),
             "gpu_minutes": device_minutes(trials),

@@ -1,5 +1,5 @@
 """TensorBoard for a study, written live (`TensorBoardLog`): a running trial's curves grow epoch by
-epoch, the study's cards as trials finish.
+epoch, the study's cards as trials finish. A race's own runs (`write_race_tensorboard`) too.
 
 Runs under study_dir/tb:
 
@@ -88,7 +88,7 @@ class TensorBoardLog:
     """Write a study's TensorBoard as it runs. Calls: `epoch()` as each epoch's event arrives,
     `trial()` as each trial finishes, `test_result()` after the one test evaluation, `images()`
     after write_reports, `close()`. Opening it again on the same study (a resume, `evaluate`)
-    appends: the HParams experiment is written once."""
+    appends: the HParams experiment is written once. As a context manager it is closed on the way out."""
 
     def __init__(
         self,
@@ -184,15 +184,11 @@ class TensorBoardLog:
         began = time.monotonic()
         if began - self._drawn_at < DRAW_EVERY * self._draw_seconds:
             return
-        import numpy as np
-
         from tunetorch.reports.plots import progress_figure
 
         done = [t for t in trials if t.finished]
         fig = progress_figure(done, unit=trials_cost_unit(done), direction=self.direction, metric=self.metric)
-        fig.canvas.draw()
-        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-        self.study.add_image("study/progress", pixels, len(done), dataformats="HWC")
+        self.study.add_image("study/progress", figure_pixels(fig), len(done), dataformats="HWC")
         self._drawn_at = time.monotonic()
         self._draw_seconds = self._drawn_at - began
 
@@ -253,12 +249,47 @@ class TensorBoardLog:
                 self.study.add_image(f"study/{path.stem}", pixels, step or 0, dataformats="HWC")
         self.study.flush()
 
+    def __enter__(self) -> TensorBoardLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close every writer. A trial still open (the study was interrupted) keeps what it wrote,
-        with no end: a resume runs it again from its first epoch, in a fresh run."""
+        """Close every writer (again is harmless). A trial still open (the study was interrupted)
+        keeps what it wrote, with no end: a resume runs it again from its first epoch, in a fresh run."""
         for writer in self._runs.values():
             writer.close()
         self._runs.clear()
         self.study.close()
         if self._strategy is not None:
             self._strategy.close()
+
+
+def figure_pixels(fig: Any) -> Any:
+    """A matplotlib figure as an RGB image (height, width, 3), as TensorBoard's image cards take it."""
+    import numpy as np
+
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3]
+
+
+def write_race_tensorboard(root: Path, results: dict[str, list[Trial]], fig: Any) -> None:
+    """A race's TensorBoard (`python -m tunetorch.race`): tb/<entrant>, the best score so far under
+    one tag (race/best_score), step = device seconds (TensorBoard steps are integers), so the
+    entrants overlay in one chart; tb/figure, race.png (`fig`).
+
+    Rebuilt from the trials each time, so a resumed race does not log its curves twice.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tunetorch.history import best_so_far
+
+    for name, trials in results.items():
+        shutil.rmtree(root / name, ignore_errors=True)
+        with SummaryWriter(str(root / name)) as w:
+            for minutes, best, _ in best_so_far(trials):
+                w.add_scalar("race/best_score", best, int(round(minutes * 60)))
+    shutil.rmtree(root / "figure", ignore_errors=True)
+    with SummaryWriter(str(root / "figure")) as w:
+        w.add_image("race/figure", figure_pixels(fig), dataformats="HWC")
