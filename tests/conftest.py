@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -45,6 +47,32 @@ def run_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeo
         text=True,
         timeout=timeout,
     )
+
+
+def run_in_process(command: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m tunetorch.COMMAND ARGS` (tune or race) through the command's own `main()`, in this
+    process, from ROOT: the exit status, stdout and stderr the command gives, without a new
+    interpreter's start-up (and torch's import) for each case of a table of refusals. Each table
+    also runs one case as a real subprocess, for what only the interpreter shows (its exit)."""
+    from tunetorch import tune
+    from tunetorch.race import runner
+
+    main = {"tune": tune.main, "race": runner.main}[command]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    argv, cwd, hydra_full_error = sys.argv, os.getcwd(), os.environ.pop("HYDRA_FULL_ERROR", None)
+    sys.argv = [f"tunetorch.{command}", *args]
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:  # as the interpreter turns it into an exit status
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+        if hydra_full_error is not None:
+            os.environ["HYDRA_FULL_ERROR"] = hydra_full_error
+    return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
 
 
 def held_seconds(spans: list[tuple[float, float]]) -> float:

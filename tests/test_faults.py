@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests.conftest import ROOT, SHRINK, run_in_process, run_tune
 from tests.test_tune_e2e import snapshot
 from tunetorch import Journal, TrialState
 from tunetorch.words import count
@@ -284,8 +284,17 @@ def existing(tmp_path_factory):
 )
 def test_bad_input_leaves_an_existing_study_byte_for_byte(args, message, existing):
     before = snapshot(existing)
-    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={existing}", *args)
+    out = run_in_process("tune", *SHRINK, "budget.n_trials=2", f"study.dir={existing}", *args)
     assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert snapshot(existing) == before
+
+
+def test_the_command_itself_leaves_an_existing_study_byte_for_byte(existing):
+    """The table above runs in this process; one of its cases as the command, in a new interpreter."""
+    before = snapshot(existing)
+    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={existing}", "study.seed=1")
+    assert out.returncode == 2 and "holds a different study (study.seed: 0 -> 1)" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert snapshot(existing) == before
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests.conftest import ROOT, SHRINK, run_in_process, run_tune
 from tests.test_race import largest_pile
 
 
@@ -167,10 +167,28 @@ def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
     d = tmp_path / "new-study"
-    out = run_tune(*SHRINK, f"study.dir={d}", *args)
+    out = run_in_process("tune", *SHRINK, f"study.dir={d}", *args)
     assert out.returncode == 2, out.stderr + out.stdout
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not d.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=transformer"], "model: 'transformer' is not one of cnn, mlp, resnet18"),
+        # refused once torch and the model's code are imported: nothing they print on import shows
+        (["model._target_=os.getcwd"], "model._target_: 'os.getcwd' is not a subclass of torch.nn.Module"),
+    ],
+)
+def test_the_command_itself_refuses_bad_input_in_one_line_with_exit_2(args, message, tmp_path):
+    """The table above runs in this process; two of its cases as the command, in a new interpreter."""
+    d = tmp_path / "new-study"
+    out = run_tune(*SHRINK, f"study.dir={d}", *args)
+    assert out.returncode == 2, out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and not out.stdout, out.stderr
     assert not d.exists()
 
 
