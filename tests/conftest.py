@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,24 @@ def run_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeo
         text=True,
         timeout=timeout,
     )
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name`, made by make(folder) once per test session and shared by every test that
+    reads it: under pytest-xdist, by whichever worker asks first while the others wait on a file
+    lock, then read the same folder. A make that fails leaves nothing, and the next asker tries."""
+    from filelock import FileLock  # torch's own dependency
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, above each worker's own
+    folder, done = base / name, base / f"{name}.done"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            done.touch()
+    return folder
 
 
 def run_in_process(command: str, *args: str) -> subprocess.CompletedProcess:
