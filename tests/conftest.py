@@ -37,6 +37,18 @@ def compose():
     return make
 
 
+@pytest.fixture(scope="session")
+def unevaluated_study(tmp_path_factory) -> Path:
+    """A finished study of 3 one-epoch trials (SHRINK), not evaluated yet: made once per test
+    session for the tests of the one look (test_evaluate, test_trust), which copy it."""
+
+    def make(folder: Path) -> None:
+        out = run_tune(*SHRINK, "study.evaluate=false", f"study.dir={folder}")
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    return made_once(tmp_path_factory, "unevaluated_study", make)
+
+
 def run_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240):
     """`python -m tunetorch.tune ARGS` as a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
