@@ -116,3 +116,59 @@ def held_seconds(spans: list[tuple[float, float]]) -> float:
         elif b > end:
             total, end = total + b - end, b
     return total
+
+
+# Files whose tests may run on both pytest-xdist workers at once: each test works in its own
+# tmp_path (its own study, Ray cluster, TensorBoard port, mount namespace), and tests that share
+# a module fixture stay on one worker. Every other file runs whole on one worker, as under
+# `--dist loadfile`: its tests may share more than fixtures say (timing checks, a browser).
+SPREAD = {
+    "tests/test_evaluate.py",
+    "tests/test_example.py",
+    "tests/test_faults.py",
+    "tests/test_race.py",
+    "tests/test_refusals.py",
+    "tests/test_scripts.py",
+    "tests/test_sealed.py",
+    "tests/test_tensorboard.py",
+    "tests/test_trust.py",
+    "tests/test_tune_e2e.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Under `--dist loadgroup` (./scripts/test): the work units handed to the workers. A file not
+    in SPREAD is one unit; in a SPREAD file, the tests joined by a module (or class) fixture are one
+    unit and every other test a unit of its own. The SPREAD files' units go first, so that a long
+    test starts early and the two workers end together."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    groups: dict[str, str] = {}  # fixture -> its unit, per file (union-find over shared fixtures)
+
+    def unit(key: str) -> str:
+        while groups.get(key, key) != key:
+            key = groups[key]
+        return key
+
+    shared_of = {}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        defs = getattr(item, "_fixtureinfo", None)
+        names = defs.name2fixturedefs if defs else {}
+        shared = sorted(
+            f"{path}::{name}"
+            for name in item.fixturenames
+            if names.get(name) and names[name][-1].scope in ("module", "class", "package")
+        )
+        shared_of[item.nodeid] = shared
+        for other in shared[1:]:
+            groups[unit(other)] = unit(shared[0])
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        shared = shared_of[item.nodeid]
+        if path not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(path))
+        elif shared:
+            item.add_marker(pytest.mark.xdist_group(unit(shared[0])))
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in SPREAD)  # stable: order kept within
