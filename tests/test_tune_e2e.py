@@ -203,23 +203,6 @@ def test_bad_input_and_a_different_config_leave_an_existing_study_untouched(stud
     assert snapshot(d) == before
 
 
-def test_grid_without_the_plus_and_two_workers(tmp_path):
-    d = tmp_path / "grid"
-    out = run_tune(
-        *SHRINK,
-        "strategy=grid",
-        "strategy.resolution=2",
-        "tuner.workers=2",
-        "budget.n_trials=4",
-        f"study.dir={d}",
-        "study.evaluate=false",
-    )
-    assert out.returncode == 0, out.stderr
-    assert "; 2 slots (local): cpu, cpu" in out.stdout
-    summary = json.loads((d / "summary.json").read_text())
-    assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
-
-
 def test_bayes_end_to_end_logs_its_internals(tmp_path):
     """`+strategy=bayes` on the default config: the GP takes over after the startup design,
     and the EI of each chosen point, the fit time and the length scales reach TensorBoard."""
@@ -242,8 +225,9 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
     assert "strategy/best_epoch" not in tags  # the trainer's, not the strategy's
 
 
-def test_an_installed_package_finds_its_configs(tmp_path):
-    """`pip install .` (not editable), run from another folder: the configs ship inside the package."""
+def test_an_installed_package_finds_its_configs_and_runs_grid_without_the_plus_on_two_workers(tmp_path):
+    """`pip install .` (not editable), run from another folder: the configs ship inside the package.
+    The study it runs also checks `strategy=grid` (no +) and two CPU workers."""
     from tests.test_packaging import _source_copy
 
     src = _source_copy(tmp_path)
@@ -262,9 +246,13 @@ def test_an_installed_package_finds_its_configs(tmp_path):
         check=True,
     )
     assert where.stdout.startswith(str(site))  # the installed copy, not the source tree
-    out = run_tune("+strategy=grid", *SHRINK, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
+    grid = ["strategy=grid", "strategy.resolution=2", "tuner.workers=2", "budget.n_trials=4"]
+    grid.append("study.evaluate=false")
+    out = run_tune(*SHRINK, *grid, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr
-    assert json.loads((elsewhere / "study" / "summary.json").read_text())["strategy"] == "grid"
+    assert "; 2 slots (local): cpu, cpu" in out.stdout
+    summary = json.loads((elsewhere / "study" / "summary.json").read_text())
+    assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
     assert (site / "tunetorch" / "conf" / "model" / "mlp.yaml").is_file()
 
 
