@@ -780,7 +780,7 @@ def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
             f"study.dir: {d} holds a race on the bumpy landscape (grid), not in real training",
         ),
     ]:
-        out = run_race(*args, f"study.dir={d}", timeout=60)
+        out = run_in_process("race", *args, f"study.dir={d}")  # the command's own refusal: above
         assert out.returncode == 2 and message in out.stderr, out.stderr + out.stdout
         assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
         assert files() == before and not (d / "bayes+hyperband").exists()
