@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -136,15 +137,18 @@ SPREAD = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+UNITS = "xdist_units.json"  # nodeid -> its work unit, written by the workers, read by the scheduler
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `--dist loadgroup` (./scripts/test): the work units handed to the workers. A file not
-    in SPREAD is one unit; in a SPREAD file, the tests joined by a module (or class) fixture are one
-    unit and every other test a unit of its own. The SPREAD files' units go first, so that a long
-    test starts early and the two workers end together."""
-    if config.getoption("dist", "no") != "loadgroup":
+    """Under `--dist loadgroup` (./scripts/test), on each worker: the work units handed out by the
+    scheduler below. A file not in SPREAD is one unit; in a SPREAD file, the tests joined by a
+    module (or class) fixture are one unit and every other test a unit of its own. The SPREAD
+    files' tests go first, so that a long one starts early and the two workers end together."""
+    if not getattr(config.option, "loadgroup", False):  # set on each worker (whose own dist is "no")
         return
-    groups: dict[str, str] = {}  # fixture -> its unit, per file (union-find over shared fixtures)
+    groups: dict[str, str] = {}  # fixture -> a fixture of its unit (union-find over shared fixtures)
 
     def unit(key: str) -> str:
         while groups.get(key, key) != key:
@@ -164,11 +168,32 @@ def pytest_collection_modifyitems(config, items):
         shared_of[item.nodeid] = shared
         for other in shared[1:]:
             groups[unit(other)] = unit(shared[0])
+    units = {}
     for item in items:
-        path = item.nodeid.split("::")[0]
-        shared = shared_of[item.nodeid]
-        if path not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(path))
-        elif shared:
-            item.add_marker(pytest.mark.xdist_group(unit(shared[0])))
+        path, shared = item.nodeid.split("::")[0], shared_of[item.nodeid]
+        units[item.nodeid] = path if path not in SPREAD else unit(shared[0]) if shared else item.nodeid
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in SPREAD)  # stable: order kept within
+    # Every worker collects the same tests: whichever writes last writes the same map.
+    target = Path(config.option.basetemp).parent / UNITS
+    partial = target.with_name(f"{UNITS}.{os.getpid()}")
+    partial.write_text(json.dumps(units))
+    partial.replace(target)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` hands out the units above. (pytest-xdist's own loadgroup reads a suffix it
+    adds to each node id, which pytest 9 no longer lets a plugin change.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        units: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.units is None:  # written before the workers reported their collections
+                self.units = json.loads((config._tmp_path_factory.getbasetemp() / UNITS).read_text())
+            return self.units.get(nodeid, nodeid)
+
+    return Units(config, log)
