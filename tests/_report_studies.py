@@ -94,20 +94,31 @@ def journal_study(study_dir: Path, n: int = 16, epochs: int = 3, evaluate: bool 
     return journal
 
 
-_REAL: dict[str, tuple[Path, str]] = {}
+REAL_TRIALS = 6  # the fewest complete trials importance is estimated from
+# The real study's command line, less its study.dir (as tests/conftest.py's SHRINK, 6 trials of 2 epochs).
+REAL_ARGS = [
+    "budget.n_trials=6",
+    "trainer.epochs=2",
+    "dataset=digits",
+    "tuner.devices=cpu",
+    "tuner.workers=1",
+]
+
+
+def _run_real_study(folder: Path) -> None:
+    from tests.conftest import run_tune
+
+    folder.mkdir(parents=True)
+    out = run_tune(*REAL_ARGS, f"study.dir={folder / 'study'}")
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-2000:]
+    (folder / "stdout.txt").write_text(out.stdout)
 
 
 def real_study(tmp_path_factory) -> tuple[Path, str]:
-    """A finished study run for real (`python -m tunetorch.tune`, digits, CPU, 6 trials of 2 epochs),
-    made once per test session and shared by the report tests. Returns (study dir, its stdout)."""
-    if "study" not in _REAL:
-        from tests.conftest import SHRINK, run_tune
+    """A finished study run for real (`python -m tunetorch.tune`, digits, CPU, 6 trials of 2 epochs,
+    the default strategy, evaluated), made once per test session and read by the report and
+    end-to-end tests, which copy it before they change it. Returns (study dir, its stdout)."""
+    from tests.conftest import made_once
 
-        study_dir = tmp_path_factory.mktemp("real") / "study"
-        args = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "trainer.epochs="))]
-        out = run_tune(
-            *args, "budget.n_trials=6", "trainer.epochs=2", "+strategy=random", f"study.dir={study_dir}"
-        )
-        assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-2000:]
-        _REAL["study"] = (study_dir, out.stdout)
-    return _REAL["study"]
+    folder = made_once(tmp_path_factory, "real_study", _run_real_study)
+    return folder / "study", (folder / "stdout.txt").read_text()

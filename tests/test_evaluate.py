@@ -83,19 +83,11 @@ SITE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished study of 3 trials, not evaluated yet (made once, copied by each test)."""
-    d = tmp_path_factory.mktemp("finished") / "study"
-    out = run_tune(*SHRINK, "study.evaluate=false", f"study.dir={d}")
-    assert out.returncode == 0, out.stdout + out.stderr
-    return d
-
-
 @pytest.fixture
-def study(finished, tmp_path) -> Path:
+def study(unevaluated_study, tmp_path) -> Path:
+    """A copy of a finished study of 3 one-epoch trials, not evaluated yet (tests/conftest.py)."""
     d = tmp_path / "study"
-    shutil.copytree(finished, d)
+    shutil.copytree(unevaluated_study, d)
     return d
 
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_process
 
 # Every entrant of the default race, always: a strategy whose import fails must fail these tests
 # (make_plan refuses it in one line), never drop out of them unnoticed.
@@ -632,9 +632,9 @@ def test_a_race_with_no_budget_given_runs_the_default_20_trials_and_says_so(tmp_
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
-    d = tmp_path / "race"
+    d = tmp_path / "race"  # the command's own one-line refusal in a new interpreter: test_race_page.py
     strategies = [] if any(a.startswith("race.strategies") for a in args) else [RACE_STRATEGIES]
-    out = run_race(*strategies, *args, f"study.dir={d}", timeout=60)
+    out = run_in_process("race", *strategies, *args, f"study.dir={d}")
     assert out.returncode == 2, out.stderr + out.stdout
     assert (
         out.stderr.startswith("error: ")
@@ -655,7 +655,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
 def test_landscape_null_trains_for_real_as_the_message_offers(tmp_path, args, landscape):
     """`landscape=null` is named as a choice (train for real): Hydra itself refuses a null group
     choice with a traceback, so the race takes it as no landscape."""
-    out = run_race(*args, f"study.dir={tmp_path / 'race'}", "--cfg", timeout=60)
+    out = run_in_process("race", *args, f"study.dir={tmp_path / 'race'}", "--cfg")
     assert out.returncode == 0 and not out.stderr, out.stderr
     import yaml
 
@@ -780,7 +780,7 @@ def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
             f"study.dir: {d} holds a race on the bumpy landscape (grid), not in real training",
         ),
     ]:
-        out = run_race(*args, f"study.dir={d}", timeout=60)
+        out = run_in_process("race", *args, f"study.dir={d}")  # the command's own refusal: above
         assert out.returncode == 2 and message in out.stderr, out.stderr + out.stdout
         assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
         assert files() == before and not (d / "bayes+hyperband").exists()

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_process
 from tests.test_race import run_race
 
 # Every rung scheduler on the landscape, in process, each in its own entrant; bayes+median first
@@ -111,7 +111,7 @@ def test_sigkill_mid_rung_and_mid_drawing_then_the_same_command_ends_with_the_un
         ("landscape.noise=0.01", "a race on a different landscape (landscape.noise: 0.0 -> 0.01)"),
     ]
     for change, message in changes:
-        out = run_race(*RACE, change, f"study.dir={d}", timeout=60)
+        out = run_in_process("race", *RACE, change, f"study.dir={d}")  # as a command: test_race.py
         assert out.returncode == 2, out.stderr + out.stdout
         assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1

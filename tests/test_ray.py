@@ -362,7 +362,12 @@ def scenario_driver_killed(out: dict, tmp: Path) -> None:
         out["second_exit"], out["second_stdout"] = second.returncode, second.stdout
         out["second_stderr"] = second.stderr[-3000:]
         out["after"] = _journal(study)
-        out["actors_left"] = _slot_actors()  # of either driver: the resumed one closed its pool
+        # of either driver: the resumed one closed its pool. Ray ends an actor whose owner died
+        # asynchronously (seconds on a busy machine): given up to 20 s, not a second run's length.
+        deadline = time.monotonic() + 20
+        while _slot_actors() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        out["actors_left"] = _slot_actors()
         journal = Journal(study / "journal.sqlite")
         out["evaluations"] = journal.evaluations()
         journal.close()

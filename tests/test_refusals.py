@@ -14,14 +14,12 @@ status 2, and no study directory.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHRINK, run_tune
+from tests.conftest import SHRINK, run_in_process, run_tune
 
 MLP, CNN, RESNET = (f"tunetorch.training.models.{m}" for m in ("MLP", "CNN", "ResNet18"))
 
@@ -133,8 +131,8 @@ def assert_refused(out, study_dir: Path, message: str) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(args, message, tmp_path):
-    study_dir = tmp_path / "study"
-    assert_refused(run_tune(*SHRINK, f"study.dir={study_dir}", *args), study_dir, message)
+    study_dir = tmp_path / "study"  # the command's own refusal in a new interpreter: tests/test_tune_e2e.py
+    assert_refused(run_in_process("tune", *SHRINK, f"study.dir={study_dir}", *args), study_dir, message)
 
 
 # --- a user's own code -----------------------------------------------------------------------
@@ -209,10 +207,14 @@ def user_project(tmp_path_factory) -> Path:
     return root
 
 
+def user_args(project: Path, study_dir: Path, *args: str) -> list[str]:
+    user = ["--config-dir", str(project / "conf"), "model=picky", "dataset=uneven", "space=picky"]
+    return [*SHRINK, *user, f"study.dir={study_dir}", *args]
+
+
 def run_user(project: Path, study_dir: Path, *args: str):
     env = {"PYTHONPATH": os.pathsep.join([str(project), os.environ.get("PYTHONPATH", "")])}
-    user = ["--config-dir", str(project / "conf"), "model=picky", "dataset=uneven", "space=picky"]
-    return run_tune(*SHRINK, *user, f"study.dir={study_dir}", *args, env=env)
+    return run_tune(*user_args(project, study_dir, *args), env=env)
 
 
 @pytest.mark.parametrize(
@@ -242,9 +244,14 @@ def run_user(project: Path, study_dir: Path, *args: str):
         ),
     ],
 )
-def test_a_users_code_refusing_is_one_line_and_writes_nothing(user_project, args, message, tmp_path):
+def test_a_users_code_refusing_is_one_line_and_writes_nothing(
+    user_project, args, message, tmp_path, monkeypatch
+):
+    """In this process, the user's module on sys.path as PYTHONPATH puts it there for the command
+    (run_user: the command itself, in the two tests below)."""
     study_dir = tmp_path / "study"
-    assert_refused(run_user(user_project, study_dir, *args), study_dir, message)
+    monkeypatch.syspath_prepend(str(user_project))
+    assert_refused(run_in_process("tune", *user_args(user_project, study_dir, *args)), study_dir, message)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +336,7 @@ def test_the_user_project_runs_when_nothing_is_wrong(user_project, tmp_path):
 )
 def test_a_mistyped_key_names_the_nearest_one(args, message, tmp_path):
     study_dir = tmp_path / "study"
-    assert_refused(run_tune(*SHRINK, f"study.dir={study_dir}", *args), study_dir, message)
+    assert_refused(run_in_process("tune", *SHRINK, f"study.dir={study_dir}", *args), study_dir, message)
 
 
 @pytest.mark.parametrize(
@@ -357,12 +364,5 @@ def test_a_mistyped_key_names_the_nearest_one(args, message, tmp_path):
     ids=lambda a: a[-1] if isinstance(a, list) else None,
 )
 def test_a_mistyped_race_key_names_the_nearest_one(args, message, tmp_path):
-    race_dir = tmp_path / "race"
-    out = subprocess.run(
-        [sys.executable, "-m", "tunetorch.race", f"study.dir={race_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
-    )
-    assert_refused(out, race_dir, message)
+    race_dir = tmp_path / "race"  # the command's own refusal in a new interpreter: tests/test_race.py
+    assert_refused(run_in_process("race", f"study.dir={race_dir}", *args), race_dir, message)

@@ -247,10 +247,10 @@ TUNE = ["budget.n_trials=1", "trainer.epochs=2", "dataset=digits", "tuner.device
     ],
 )
 def test_bad_scheduler_options_from_the_command_line_are_one_line_and_leave_nothing(tmp_path, args, message):
-    from tests.conftest import run_tune
+    from tests.conftest import run_in_process  # the command in a new interpreter: tests/test_tune_e2e.py
 
     d = tmp_path / "study"
-    out = run_tune(*TUNE, *args, f"study.dir={d}", timeout=120)
+    out = run_in_process("tune", *TUNE, *args, f"study.dir={d}")
     assert out.returncode == 2, out.stderr + out.stdout
     assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not d.exists()

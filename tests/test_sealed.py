@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import SHRINK, run_tune
@@ -47,20 +48,11 @@ SPY = textwrap.dedent(
 )
 
 
-def test_only_the_final_evaluation_reads_the_test_split(tmp_path):
-    (tmp_path / "spy").mkdir()
-    (tmp_path / "spy" / "sitecustomize.py").write_text(SPY)
-    log = tmp_path / "reads.jsonl"
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
-        "TUNETORCH_SPY_LOG": str(log),
-    }
-    out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
-    assert out.returncode == 0, out.stderr
-    reads = [json.loads(line) for line in log.read_text().splitlines()]
+def test_only_the_final_evaluation_reads_the_test_split(spied_study):
+    reads, _, study_dir = spied_study
     assert len(reads) == 1, reads
     assert reads[0]["what"] == "data.test" and reads[0]["caller"].endswith("tunetorch/evaluate.py")
-    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    summary = json.loads((study_dir / "summary.json").read_text())
     assert summary["test_evaluations"] == 1
 
 
@@ -173,9 +165,13 @@ STRATEGY_SCAN = ROWS + textwrap.dedent(
 )
 
 
-def _scanned_study(tmp_path: Path, spy: str) -> list[dict]:
-    """Run a real study of 4 trials on 2 workers with `spy` as every process's sitecustomize;
-    returns what its scans logged."""
+@pytest.fixture(scope="module")
+def spied_study(tmp_path_factory) -> tuple[list[dict], list[dict], Path]:
+    """One real study of 4 trials on 2 workers with every spy above in each process's
+    sitecustomize: (the test-split reads SPY logged, what the scans logged, the study dir).
+    STRATEGY_SCAN wraps ImageData.test before SPY does, so SPY's wrapper is the outer one and
+    sees evaluate.py call it."""
+    tmp_path = tmp_path_factory.mktemp("spied")
     module = Digits(n_classes=10, input_shape=(1, 8, 8), val_fraction=0.2, mean=[0.3], std=[0.4])
     fit, test = module.fit(seed=0), module.test(seed=0)
 
@@ -191,34 +187,39 @@ def _scanned_study(tmp_path: Path, spy: str) -> list[dict]:
     (tmp_path / "test.json").write_text(json.dumps(test_rows))
     (tmp_path / "train.json").write_text(json.dumps(sorted(train_rows)))
     (tmp_path / "spy").mkdir()
-    (tmp_path / "spy" / "sitecustomize.py").write_text(spy)
-    log = tmp_path / "scan.jsonl"
+    # each spy a module of its own (their names would clash in one), imported in this order
+    for name, source in (("spy_strategy", STRATEGY_SCAN), ("spy_trial", SCAN), ("spy_reads", SPY)):
+        (tmp_path / "spy" / f"{name}.py").write_text(source)
+    (tmp_path / "spy" / "sitecustomize.py").write_text("import spy_strategy, spy_trial, spy_reads\n")
+    log, reads = tmp_path / "scan.jsonl", tmp_path / "reads.jsonl"
     env = {
         "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), os.environ.get("PYTHONPATH", "")]),
         "TEST_ROWS": str(tmp_path / "test.json"),
         "TRAIN_ROWS": str(tmp_path / "train.json"),
         "SCAN_LOG": str(log),
+        "TUNETORCH_SPY_LOG": str(reads),
     }
     out = run_tune(*SHRINK, "tuner.workers=2", "budget.n_trials=4", f"study.dir={tmp_path / 's'}", env=env)
     assert out.returncode == 0, out.stderr
-    return [json.loads(line) for line in log.read_text().splitlines()]
+    lines = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
+    return lines(reads), lines(log), tmp_path / "s"
 
 
-def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(tmp_path):
+def test_a_trial_in_a_real_study_holds_no_test_image_in_its_worker(spied_study):
     """The check the in-process tests cannot make: in a real study, while each worker holds its
     data and trains, no array anywhere in the worker holds a test image (and the same scan does
     find the training images, so it can see data)."""
-    scans = _scanned_study(tmp_path, SCAN)
+    scans = [s for s in spied_study[1] if s["where"] == "trial"]
     assert len(scans) == 4
     assert all(s["train"] > 1000 for s in scans)  # the scan sees the worker's training images
     assert all(s["test"] == 0 for s in scans), scans
 
 
-def test_a_strategy_in_a_real_study_cannot_reach_the_test_split(tmp_path):
+def test_a_strategy_in_a_real_study_cannot_reach_the_test_split(spied_study):
     """Whenever the strategy is asked for a trial, no array anywhere in the tuner's process holds
     a test image: nothing a strategy is handed, or could find, reaches the test split. The same
     scan as the final evaluation reads the split does find its images."""
-    scans = _scanned_study(tmp_path, STRATEGY_SCAN)
+    scans = spied_study[1]
     asked = [s for s in scans if s["where"] == "strategy"]
     looked = [s for s in scans if s["where"] == "evaluation"]
     assert len(asked) >= 4 and all(s["test"] == 0 for s in asked), asked

@@ -25,20 +25,11 @@ from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished study of 2 one-epoch trials, not evaluated (made once, copied by each test)."""
-    d = tmp_path_factory.mktemp("trust") / "study"
-    shrink = [a for a in SHRINK if not a.startswith("budget.n_trials=")]
-    out = run_tune(*shrink, "budget.n_trials=2", "study.evaluate=false", f"study.dir={d}")
-    assert out.returncode == 0, out.stdout + out.stderr
-    return d
-
-
 @pytest.fixture
-def study(finished, tmp_path) -> Path:
+def study(unevaluated_study, tmp_path) -> Path:
+    """A copy of a finished study of 3 one-epoch trials, not evaluated yet (tests/conftest.py)."""
     d = tmp_path / "study"
-    shutil.copytree(finished, d)
+    shutil.copytree(unevaluated_study, d)
     return d
 
 
@@ -117,7 +108,7 @@ def _recorded(d: Path) -> dict[int, str]:
 def test_every_trials_weights_are_recorded_with_their_sha256(study):
     recorded = _recorded(study)
     best = int((study / "best.trial").read_text())
-    assert set(recorded) == {0, 1} and all(h and len(h) == 64 for h in recorded.values())
+    assert set(recorded) == {0, 1, 2} and all(h and len(h) == 64 for h in recorded.values())
     assert recorded[best] == sha256(study / "best.pt")
 
 

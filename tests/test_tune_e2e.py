@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests._report_studies import REAL_ARGS, REAL_TRIALS, real_study
+from tests.conftest import ROOT, SHRINK, run_in_process, run_tune
 from tests.test_race import largest_pile
 
 
@@ -28,19 +29,17 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """One small real study (no +strategy: the default), shared by the checks below."""
-    d = tmp_path_factory.mktemp("e2e") / "study"
-    out = run_tune(*SHRINK, f"study.dir={d}")
-    assert out.returncode == 0, out.stderr + out.stdout
-    return d, out
+    """One small real study (no +strategy: the default; 6 trials of 2 epochs), made once for the
+    session and read by the report tests too: the checks below copy it before changing it."""
+    return real_study(tmp_path_factory)
 
 
 def test_the_study_directory(study):
-    d, out = study
-    assert "strategy random (the default" in out.stdout
-    assert "test accuracy" in out.stdout
+    d, stdout = study
+    assert "strategy random (the default" in stdout
+    assert "test accuracy" in stdout
     summary = json.loads((d / "summary.json").read_text())
-    assert summary["strategy"] == "random" and summary["n_trials"] == 3 and summary["n_failed"] == 0
+    assert summary["strategy"] == "random" and summary["n_trials"] == REAL_TRIALS and summary["n_failed"] == 0
     assert {"params", "val_score", "trial", "epochs", "best_epoch"} <= set(summary["best"]) and 0 < summary[
         "best"
     ]["val_score"] <= 1
@@ -48,7 +47,7 @@ def test_the_study_directory(study):
     assert 0.5 < summary["test"]["accuracy"] <= 1 and summary["test"]["loss"] > 0
     assert summary["test_evaluations"] == 1 and summary["test_forced"] is False
     rows = list(csv.DictReader((d / "trials.csv").open()))
-    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert [r["number"] for r in rows] == [str(n) for n in range(REAL_TRIALS)]
     assert {
         "optimizer.lr",
         "optimizer.weight_decay",
@@ -63,7 +62,7 @@ def test_the_study_directory(study):
     for name in ("journal.sqlite", "best.pt", "config.yaml", "progress.png", "params.png"):
         assert (d / name).is_file(), name
     assert not (ROOT / "outputs").exists() and not (d / ".hydra").exists()
-    for n in range(3):
+    for n in range(REAL_TRIALS):
         assert list((d / "tb" / f"trial_{n:04d}").glob("events.out.tfevents.*"))
     assert list((d / "tb" / "study").glob("events.out.tfevents.*"))
 
@@ -73,7 +72,7 @@ def test_tensorboard_holds_live_curves_hparams_and_the_study_cards(study):
 
     d, _ = study
     summary = json.loads((d / "summary.json").read_text())
-    for n in range(3):
+    for n in range(REAL_TRIALS):
         run = EventAccumulator(str(d / "tb" / f"trial_{n:04d}"), size_guidance={"tensors": 0}).Reload()
         scalars = set(run.Tags()["scalars"])
         curves = {"trial/train_loss", "trial/val_loss", "trial/val_accuracy"}
@@ -85,7 +84,7 @@ def test_tensorboard_holds_live_curves_hparams_and_the_study_cards(study):
     assert {"_hparams_/experiment", "study/test_result/text_summary"} <= set(study_tb.Tags()["tensors"])
     assert {"study/progress", "study/params"} <= set(study_tb.Tags()["images"])
     scores = [e.value for e in study_tb.Scalars("study/trial_val_accuracy")]
-    assert len(scores) == 3 and max(scores) == pytest.approx(summary["best"]["val_score"])
+    assert len(scores) == REAL_TRIALS and max(scores) == pytest.approx(summary["best"]["val_score"])
 
 
 def test_weights_are_the_best_trials(study):
@@ -167,10 +166,28 @@ def test_evaluate_again_is_refused_unless_forced(study, tmp_path):
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
     d = tmp_path / "new-study"
-    out = run_tune(*SHRINK, f"study.dir={d}", *args)
+    out = run_in_process("tune", *SHRINK, f"study.dir={d}", *args)
     assert out.returncode == 2, out.stderr + out.stdout
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not d.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=transformer"], "model: 'transformer' is not one of cnn, mlp, resnet18"),
+        # refused once torch and the model's code are imported: nothing they print on import shows
+        (["model._target_=os.getcwd"], "model._target_: 'os.getcwd' is not a subclass of torch.nn.Module"),
+    ],
+)
+def test_the_command_itself_refuses_bad_input_in_one_line_with_exit_2(args, message, tmp_path):
+    """The table above runs in this process; two of its cases as the command, in a new interpreter."""
+    d = tmp_path / "new-study"
+    out = run_tune(*SHRINK, f"study.dir={d}", *args)
+    assert out.returncode == 2, out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and not out.stdout, out.stderr
     assert not d.exists()
 
 
@@ -179,28 +196,11 @@ def test_bad_input_and_a_different_config_leave_an_existing_study_untouched(stud
     shutil.copytree(study[0], d)
     before = snapshot(d)
     for args in (["space.optimizer.lr.low=1.0"], ["model.width=512"], ["+strategy=grid"]):
-        out = run_tune(*SHRINK, f"study.dir={d}", *args)
+        out = run_in_process("tune", *REAL_ARGS, f"study.dir={d}", *args)  # as a command: test_faults.py
         assert out.returncode == 2, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
     assert "holds a different study (strategy.name: 'random' -> 'grid')" in out.stderr
     assert snapshot(d) == before
-
-
-def test_grid_without_the_plus_and_two_workers(tmp_path):
-    d = tmp_path / "grid"
-    out = run_tune(
-        *SHRINK,
-        "strategy=grid",
-        "strategy.resolution=2",
-        "tuner.workers=2",
-        "budget.n_trials=4",
-        f"study.dir={d}",
-        "study.evaluate=false",
-    )
-    assert out.returncode == 0, out.stderr
-    assert "; 2 slots (local): cpu, cpu" in out.stdout
-    summary = json.loads((d / "summary.json").read_text())
-    assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
 
 
 def test_bayes_end_to_end_logs_its_internals(tmp_path):
@@ -225,8 +225,9 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
     assert "strategy/best_epoch" not in tags  # the trainer's, not the strategy's
 
 
-def test_an_installed_package_finds_its_configs(tmp_path):
-    """`pip install .` (not editable), run from another folder: the configs ship inside the package."""
+def test_an_installed_package_finds_its_configs_and_runs_grid_without_the_plus_on_two_workers(tmp_path):
+    """`pip install .` (not editable), run from another folder: the configs ship inside the package.
+    The study it runs also checks `strategy=grid` (no +) and two CPU workers."""
     from tests.test_packaging import _source_copy
 
     src = _source_copy(tmp_path)
@@ -245,9 +246,13 @@ def test_an_installed_package_finds_its_configs(tmp_path):
         check=True,
     )
     assert where.stdout.startswith(str(site))  # the installed copy, not the source tree
-    out = run_tune("+strategy=grid", *SHRINK, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
+    grid = ["strategy=grid", "strategy.resolution=2", "tuner.workers=2", "budget.n_trials=4"]
+    grid.append("study.evaluate=false")
+    out = run_tune(*SHRINK, *grid, "study.dir=study", cwd=elsewhere, env={"PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr
-    assert json.loads((elsewhere / "study" / "summary.json").read_text())["strategy"] == "grid"
+    assert "; 2 slots (local): cpu, cpu" in out.stdout
+    summary = json.loads((elsewhere / "study" / "summary.json").read_text())
+    assert summary["strategy"] == "grid" and summary["n_trials"] == 4 and summary["test"] is None
     assert (site / "tunetorch" / "conf" / "model" / "mlp.yaml").is_file()
 
 
