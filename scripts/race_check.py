@@ -74,7 +74,7 @@ def main() -> int:
             lr, wd = (plan.space[d] for d in LANDSCAPE_DIMS)
             optimum = landscape_optimum(args.landscape, (lr.low, lr.high), (wd.low, wd.high))[2]
         for e in plan.entrants:
-            study = make_study(e, plan)
+            study = make_study(e)
             start = time.perf_counter()
             search_landscape(
                 study,

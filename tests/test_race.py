@@ -52,7 +52,7 @@ def synthetic_results(landscape: str = "bumpy", n_trials: int = 12, seed: int = 
     plan = make_plan(cfg)
     results = {}
     for e in plan.entrants:
-        study = make_study(e, plan)
+        study = make_study(e)
         search_landscape(study, plan.landscape, Budget(n_trials, None), seed=seed, epochs=cfg.trainer.epochs)
         results[e.name] = study.trials
     return cfg, plan, results

@@ -72,7 +72,7 @@ def test_the_default_budget_buys_grid_random_and_bayes_about_30_full_trials():
         cfg = compose_race(f"landscape={landscape}", "race.strategies=[grid,random,bayes]")
         plan = make_plan(cfg)
         for e in plan.entrants:
-            study = make_study(e, plan)
+            study = make_study(e)
             search_landscape(study, plan.landscape, Budget(None, cfg.budget.gpu_minutes), epochs=10)
             done = [t for t in study.trials if t.state.value == "COMPLETE" and t.epochs == 10]
             assert len(done) == len(study.trials) and device_minutes(study.trials) >= 51

@@ -111,7 +111,7 @@ def race_other_landscape(cfg: Any, name: str, race_dir: Path, make_study: Callab
     plan = make_plan(other)
     results = {}
     for entrant in plan.entrants:
-        study = make_study(entrant, plan)
+        study = make_study(entrant)
         search_landscape(  # as the runner races an entrant (tunetorch.race.runner._race_synthetic_locked)
             study,
             plan.landscape,

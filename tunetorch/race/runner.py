@@ -169,10 +169,9 @@ def race_budget(cfg: Any) -> Budget:
     return Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)
 
 
-def make_study(entrant: Entrant, plan: Plan | None = None, journal: Any = None):
+def make_study(entrant: Entrant, journal: Any = None):
     """The entrant's Study, in memory or written through to `journal`, built from its checked config
-    as every study is (tunetorch.lifecycle.new_study). (`plan`, the race's, is not read: the
-    entrant's own plan holds the same space.)"""
+    as every study is (tunetorch.lifecycle.new_study)."""
     from tunetorch.lifecycle import new_study
 
     return new_study(entrant.cfg, entrant.plan, journal)
