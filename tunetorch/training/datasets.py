@@ -182,10 +182,8 @@ class Digits(ImageData):
         self.test_fraction, self.split_seed = float(test_fraction), int(split_seed)
 
     def _read(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x, y = (digits.images[:, None] / 16.0).astype(np.float32), digits.target.astype(np.int64)
+        images, target = _load_digits()
+        x, y = (images[:, None] / 16.0).astype(np.float32), target.astype(np.int64)
         # The test split depends on the data set's own seed, not the study's: every study on
         # digits is scored on the same held-out images.
         rest, test = _stratified(y, self.test_fraction, self.split_seed)
@@ -234,11 +232,29 @@ class CIFAR10(_Torchvision):
 
 # --- splits ----------------------------------------------------------------------------
 def _stratified(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+    from tunetorch.training.split import stratified
 
-    idx = np.arange(len(y))
-    rest, held = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
-    return np.sort(rest), np.sort(held)
+    return stratified(y, fraction, seed)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as `load_digits()` gives them, images (1797, 8, 8) and labels, read
+    from the file it ships (sklearn/datasets/data/digits.csv.gz) without importing sklearn.datasets
+    (about a second of start-up in every worker); load_digits itself when the file is elsewhere."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(folders[0]) / "datasets" / "data" / "digits.csv.gz" if folders else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target
+    with gzip.open(path, mode="rt", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
 # --- reading -----------------------------------------------------------------------------
