@@ -515,12 +515,14 @@ def test_synthetic_race_end_to_end(tmp_path):
     assert EventAccumulator(str(d / "tb" / "figure"), size_guidance={"images": 0}).Reload().Tags()["images"]
     assert not (d / ".hydra").exists() and not (ROOT / "outputs").exists()
 
-    again = run_race("landscape=bumpy", f"study.dir={d}", "budget.n_trials=8")
+    # the resume and the refusal check the race's logic: in this process (the run above is the
+    # real command)
+    again = run_in_process("race", "landscape=bumpy", f"study.dir={d}", "budget.n_trials=8")
     assert again.returncode == 0, again.stderr
     assert (
         json.loads((d / "race.json").read_text())["strategies"] == summary["strategies"]
     )  # resumed, nothing re-run
-    other = run_race("landscape=smooth", f"study.dir={d}", "budget.n_trials=8")
+    other = run_in_process("race", "landscape=smooth", f"study.dir={d}", "budget.n_trials=8")
     assert other.returncode == 2 and "landscape" in other.stderr
 
 
@@ -528,7 +530,8 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
     from tunetorch.race.landscapes import cost_seconds
 
     d = tmp_path / "race"
-    out = run_race(
+    out = run_in_process(  # the budget rule, not the command: in this process
+        "race",
         "landscape=smooth",
         "race.strategies=[grid,random,bayes+asha]",  # bayes's minutes: as bayes+asha's, at its own pace
         f"study.dir={d}",
@@ -740,7 +743,8 @@ def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
     import hashlib
 
     d = tmp_path / "race"
-    out = run_race("landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=4")
+    # the races run in this process; the first refusal below is the real command's
+    out = run_in_process("race", "landscape=bumpy", RACE_STRATEGIES, f"study.dir={d}", "budget.n_trials=4")
     assert out.returncode == 0, out.stderr
     files = lambda: {  # noqa: E731
         str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -785,7 +789,8 @@ def test_a_changed_rerun_is_refused_before_any_entrant_runs(tmp_path):
         assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
         assert files() == before and not (d / "bayes+hyperband").exists()
     # with grid's resolution pinned as the message says, the longer race resumes
-    out = run_race(
+    out = run_in_process(
+        "race",
         "landscape=bumpy",
         RACE_STRATEGIES,
         f"study.dir={d}",

@@ -88,7 +88,8 @@ def snapshot(d: Path) -> dict[str, str]:
 
 def test_sigkill_mid_rung_and_mid_drawing_then_the_same_command_ends_with_the_uninterrupted_race(tmp_path):
     ref = tmp_path / "reference"
-    out = run_race(*RACE, f"study.dir={ref}")
+    # the uninterrupted race to compare with, in this process: the runs under test are the commands
+    out = run_in_process("race", *RACE, f"study.dir={ref}")
     assert out.returncode == 0, out.stderr + out.stdout
     reference = {name: [r[:4] for r in rows(ref / name)] for name in ENTRANTS}
     for name in ("random+hyperband", "bayes+median", "bayes+asha"):  # each scheduler stopped trials
