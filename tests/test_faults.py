@@ -20,7 +20,8 @@ from tests.test_tune_e2e import snapshot
 from tunetorch import Journal, TrialState
 from tunetorch.words import count
 
-SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2"]
+# 16 units, not 256: the faults are the same, each trial costs less.
+SMALL = [*SHRINK, "budget.n_trials=6", "trainer.epochs=2", "model.width=16"]
 # Bayes with a short initial design: trials 2-5 come from the GP, so a resume must rebuild it.
 SMALL_BAYES = [*SMALL, "+strategy=bayes", "strategy.n_startup=2"]
 
@@ -132,7 +133,7 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
 
 # Bayes + ASHA, one worker: rungs at 1 and 3 epochs of 4; most trials are pruned at a rung.
 SMALL_ASHA = [*SHRINK, "budget.n_trials=8", "trainer.epochs=4", "+strategy=bayes", "strategy.n_startup=3"]
-SMALL_ASHA += ["+scheduler=asha", "study.evaluate=false"]
+SMALL_ASHA += ["+scheduler=asha", "study.evaluate=false", "model.width=16"]
 
 
 def test_sigkill_mid_rung_and_resume_makes_the_decisions_of_an_uninterrupted_run(tmp_path):
@@ -216,14 +217,17 @@ def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tm
 
 def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_path):
     d = tmp_path / "study"
-    # batch_size 0 makes the training loop itself raise (a division by zero batches); 1 trains.
+    # batch_size 0 makes the training loop itself raise (a division by zero batches); 1 trains,
+    # slowly (a step per image). The seeded grid's order starts 0, 1: trial 0 fails and trial 1,
+    # after it, completes: the search went on, at the cost of one batch-size-1 trial.
     out = run_tune(
         *SHRINK,
-        "budget.n_trials=6",
+        "budget.n_trials=2",
         "+space.trainer.batch_size={type:int,low:0,high:1}",
         "trainer.epochs=1",
         "+strategy=grid",
         "strategy.resolution=2",
+        "model.width=16",  # a step per image: 16 units, not 256, keep each step cheap
         f"study.dir={d}",
     )
     assert out.returncode == 0, out.stderr
@@ -233,7 +237,8 @@ def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_pa
         t.params["trainer.batch_size"] == 0 and "ZeroDivisionError" in t.error for t in failed
     )
     assert all(t.params["trainer.batch_size"] == 1 for t in trials if t.state == TrialState.COMPLETE)
-    assert len(trials) == 6 and "test accuracy" in out.stdout
+    assert len(trials) == 2 and "test accuracy" in out.stdout
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]  # went on past it
 
 
 @pytest.fixture(scope="module")
@@ -406,13 +411,13 @@ def one_line(out: subprocess.CompletedProcess, code: int) -> str:
 # trial 1's weights (4 layers) do not fit in 600k, and its worker hands the fault to the driver.
 FULL_DISK = {
     "journal": (
-        ["model.width=16", "budget.n_trials=8"],
+        ["model.width=16", "budget.n_trials=4"],
         "2m",
         "the journal cannot be",  # SQLite says "disk is full" or, on a full tmpfs, "disk I/O error"
         ("tb", "checkpoints"),
         2,
     ),
-    "checkpoint": (["budget.n_trials=4"], "600k", "trial 1's weights cannot be written to", ("tb",), None),
+    "checkpoint": (["budget.n_trials=2"], "600k", "trial 1's weights cannot be written to", ("tb",), None),
 }
 
 
