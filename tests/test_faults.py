@@ -66,6 +66,28 @@ def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = 
     raise AssertionError("timed out waiting")
 
 
+def kill_while_a_trial_runs(proc: subprocess.Popen, study_dir: Path, ready, timeout: float = 120.0) -> list:
+    """SIGKILL the tuner at a moment its journal shows a trial RUNNING and `ready(rows)` holds, and
+    return those rows. The tuner is frozen (SIGSTOP) to look, so the look and the kill see the same
+    journal: between two trials no row is RUNNING (the next suggestion is being computed), and a
+    kill there would leave nothing for a resume to run again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = journal_rows(study_dir)
+        if ready(rows) and any(r[1] == "RUNNING" for r in rows):
+            proc.send_signal(signal.SIGSTOP)
+            rows = journal_rows(study_dir)
+            if ready(rows) and any(r[1] == "RUNNING" for r in rows):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return rows
+            proc.send_signal(signal.SIGCONT)
+        if proc.poll() is not None:
+            raise AssertionError(f"tuner exited early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for a running trial")
+
+
 def worker_pids(parent: int) -> list[int]:
     """The tuner's spawned worker processes (not multiprocessing's resource tracker)."""
     pids = []
@@ -112,10 +134,9 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
     proc = start_tune(*SMALL_BAYES, f"study.dir={d}")
     wait_for(lambda: len(finished(journal_rows(d))) >= kill_after, proc=proc)
     workers = worker_pids(proc.pid)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    at_kill = kill_while_a_trial_runs(proc, d, lambda rows: len(finished(rows)) >= kill_after)
     before = finished(journal_rows(d))
-    assert len(before) >= kill_after
+    assert len(before) >= kill_after and finished(at_kill) == before
     # Orphaned workers notice their tuner is gone and exit instead of holding the device.
     wait_for(lambda: not any(alive(p) for p in workers), timeout=15)
 
@@ -147,10 +168,8 @@ def test_sigkill_mid_rung_and_resume_makes_the_decisions_of_an_uninterrupted_run
 
     d = tmp_path / "study"
     proc = start_tune(*SMALL_ASHA, f"study.dir={d}")
-    # killed once a trial has been pruned, while later ones are mid-rung
-    wait_for(lambda: sum(r[1] == "PRUNED" for r in journal_rows(d)) >= 2, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # killed once a trial has been pruned, while a later one is mid-rung
+    kill_while_a_trial_runs(proc, d, lambda rows: sum(r[1] == "PRUNED" for r in rows) >= 2)
     before = finished(journal_rows(d))
     out = run_tune(*SMALL_ASHA, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
