@@ -42,13 +42,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tunetorch import history
+from tunetorch import checks, history
 from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
 from tunetorch.schedulers import Scheduler, make_scheduler
 from tunetorch.snapshot import Snapshot
 from tunetorch.space import SearchSpace
-from tunetorch.strategies import Strategy, check_seed, make_strategy
+from tunetorch.strategies import Strategy, make_strategy
 from tunetorch.trial import Trial, TrialState
 
 
@@ -80,7 +80,8 @@ class Study:
             raise UsageError(f"metric: {metric!r} must be the name of a reported metric")
         self.direction = direction
         self.metric = metric
-        self.seed = check_seed(seed)  # before numpy sees it: one line naming the seed, not numpy's error
+        # Checked before numpy sees it: one line naming the seed, not numpy's error.
+        self.seed = checks.under().seed("seed", seed)
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if isinstance(strategy, Strategy):
             if strategy_options:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunetorch.history import best_trial, device_minutes, pruned_per_rung, stale_test
+from tunetorch.history import best_trial, count_state, device_minutes, pruned_per_rung, stale_test
 from tunetorch.journal import Journal
 from tunetorch.reports.meta import StudyMeta
 from tunetorch.trial import Trial, TrialState
@@ -78,9 +78,9 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
     return {
         "strategy": meta.strategy,
         "n_trials": len(finished),
-        "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
-        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
-        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_complete": count_state(trials, TrialState.COMPLETE),
+        "n_failed": count_state(trials, TrialState.FAIL),
+        "n_pruned": count_state(trials, TrialState.PRUNED),
         # trials the scheduler stopped, by the epochs they trained (its rungs): {"1": 6, "3": 2}
         "pruned_by_epochs": {str(k): v for k, v in pruned_per_rung(trials).items()},
         "n_interrupted": sum(t.state in (TrialState.INTERRUPTED, TrialState.RUNNING) for t in trials),

@@ -25,9 +25,7 @@ REGISTRY: dict[str, str] = {
 
 def make_scheduler(name: str, seed: int = 0, **options: Any) -> Scheduler:
     """The scheduler `name` with its options (as in conf/scheduler/NAME.yaml, less `name`)."""
-    from tunetorch.strategies import check_seed  # one seed rule for strategies and schedulers
-
-    seed = check_seed(seed)
+    seed = checks.under().seed("seed", seed)  # the one seed rule, as strategies and the Study
     name = checks.under().one_of("scheduler", name, sorted(REGISTRY))
     module, cls_name = REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)

@@ -20,13 +20,8 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def check_seed(seed: Any, key: str = "seed") -> int:
-    """A seed as a Python int in [0, 2**32 - 1] (checks.Keys.seed); UsageError naming `key` otherwise."""
-    return checks.under().seed(key, seed)
-
-
 def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
-    seed = check_seed(seed)
+    seed = checks.under().seed("seed", seed)
     name = checks.under().one_of("strategy", name, sorted(REGISTRY))
     module, cls_name = REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)
@@ -39,4 +34,4 @@ def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) 
     return cls(space, seed=seed, **options)
 
 
-__all__ = ["REGISTRY", "SEED_MAX", "Strategy", "check_seed", "make_strategy"]
+__all__ = ["REGISTRY", "SEED_MAX", "Strategy", "make_strategy"]
