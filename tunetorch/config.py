@@ -21,6 +21,7 @@ from tunetorch.executors import BACKENDS
 
 DEFAULT_STRATEGY = "random"
 DEFAULT_SCHEDULER = "none"
+# The metrics of a model without validation_step (one with it reports what its steps return).
 BUILTIN_METRICS = ("val_accuracy", "val_loss", "train_loss")
 # The sections of the primary config that tunetorch reads itself (their schema is conf/tune.yaml).
 OWN_SECTIONS = ("trainer", "budget", "tuner", "study", "report")
@@ -101,30 +102,40 @@ def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
 def check_code(cfg: Any, plan: Plan) -> None:
     """The checks that import the user's code (and torch): every `_target_` imports, every key
     is an argument its constructor takes, every searched path is a key of the config; then the
-    strategy and scheduler options; a dry build of the model, optimiser, schedule and loss, and
+    strategy and scheduler options; a dry build of the model, optimiser(s), schedule and loss, and
     another at each edge of the space; the metric; last the data: prepared, and fitted once on
-    the CPU (FitData checks its splits)."""
+    the CPU (FitData checks its splits). A model with its own training_step or validation_step
+    then runs each once on the first batch of its split, on the CPU (steps.sanity_check): a bad
+    output, or a study.metric the steps do not return, is one line here, before anything runs."""
     from tunetorch.schedulers import check_epochs, make_scheduler
     from tunetorch.strategies import make_strategy
-    from tunetorch.training import build
+    from tunetorch.training import build, steps
+    from tunetorch.training.datasets import batches
 
     build.check(cfg, plan.space.names)
     make_strategy(plan.strategy, plan.space, seed=int(cfg.study.seed), **plan.strategy_options)
     scheduler = make_scheduler(plan.scheduler, seed=int(cfg.study.seed), **plan.scheduler_options)
     check_epochs(scheduler, int(cfg.trainer.epochs))
     data = build.data_module(cfg)
-    shape, n_classes = tuple(data.input_shape), int(data.n_classes)
+    shape, n_classes = build.model_inputs(data)
     net = build.dry_build(cfg, shape, n_classes)
     build.check_edges(cfg, plan.space, shape, n_classes, net)
     metric = str(cfg.study.metric)
-    if metric not in BUILTIN_METRICS and not hasattr(net, "val_metrics"):
+    own_steps = steps.defines_steps(net)
+    if not own_steps and metric not in BUILTIN_METRICS and not hasattr(net, "val_metrics"):
         raise UsageError(
             f"study.metric: {metric!r} is not one of {', '.join(BUILTIN_METRICS)}, and the model "
             f"({cfg.model._target_}) has no val_metrics(logits, target) that could return it"
         )
     if callable(getattr(data, "prepare", None)):
         data.prepare()
-    data.fit(int(cfg.study.seed), "cpu")
+    fit = data.fit(int(cfg.study.seed), "cpu")
+    if own_steps:
+        first = [
+            steps.to_device(next(iter(batches(split, int(cfg.trainer.batch_size)))), "cpu")
+            for split in (fit.train, fit.val)
+        ]
+        steps.sanity_check(net, *first, metric, BUILTIN_METRICS)
 
 
 def flatten_space(node: Any, prefix: str = "") -> dict[str, Any]:

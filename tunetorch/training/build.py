@@ -1,16 +1,23 @@
 """From a config to objects: a trial's params set on their config paths, then `_target_` built.
 
     trial_config(cfg, params)           -> the config with every searched path set to the trial's value
-    data_module(cfg)                    -> the `dataset` group's object (fit / test / input_shape / n_classes)
-    model(cfg, input_shape, n_classes)  -> nn.Module
-    optimizer(cfg, model)               -> torch.optim.Optimizer
+    data_module(cfg)                    -> the `dataset` group's object (fit / test, optionally
+                                           input_shape / n_classes: `model_inputs`)
+    model(cfg, input_shape, n_classes)  -> nn.Module (either may be None: the data module states none)
+    optimizers(cfg, model, steps_per_epoch) -> ([Optimizer, ...], [(scheduler, "step" | "epoch"), ...])
+        the config's optimizer and lr_scheduler; or, when the config names no optimiser
+        (`~optimizer` on the command line, or an optimizer option without `_target_`), the
+        model's configure_optimizers() (training/steps.py)
+    optimizer(cfg, model)               -> the config's torch.optim.Optimizer
     lr_schedule(cfg, optimizer, steps_per_epoch) -> (scheduler, "step" | "epoch") or None
     loss(cfg)                           -> a callable (logits, target) -> scalar tensor
 
 The groups whose options are code (`PLUGGABLE`) are built with `hydra.utils.instantiate`, the
 built-ins exactly as a user's own option: what tunetorch supplies at run time (the model's
 `input_shape` / `n_classes`, the optimiser's parameters, the schedule's optimiser and length) is
-passed only where the constructor's signature takes it and the config does not set it.
+passed only where the constructor's signature takes it and the config does not set it (the model's
+two only where the data module states them: a constructor that needs one it does not state is one
+line).
 `check(cfg)` validates all of it before anything runs: the `_target_` imports, every key of a
 group is an argument its constructor accepts, and every searched path is a key of the config.
 Then `dry_build` builds the model, optimiser, schedule and loss once, as configured, and
@@ -80,16 +87,53 @@ def trial_config(cfg: Any, params: dict[str, Any]) -> Any:
 
 # --- building --------------------------------------------------------------------------
 def data_module(cfg: Any) -> Any:
-    data = _instantiate(cfg, "dataset")
-    target = cfg.dataset._target_
-    for attr in ("input_shape", "n_classes"):
-        if not hasattr(data, attr):
-            raise UsageError(f"dataset._target_: {target} has no {attr!r}; a data module states it")
-    return data
+    return _instantiate(cfg, "dataset")
 
 
-def model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    return _instantiate(cfg, "model", input_shape=tuple(input_shape), n_classes=int(n_classes))
+def model_inputs(data: Any) -> tuple[tuple[int, ...] | None, int | None]:
+    """(input_shape, n_classes) as a data module (or its FitData) states them; None where it does not."""
+    return getattr(data, "input_shape", None), getattr(data, "n_classes", None)
+
+
+def model(cfg: Any, input_shape: tuple[int, ...] | None = None, n_classes: int | None = None) -> Any:
+    given = {}
+    if input_shape is not None:
+        given["input_shape"] = tuple(input_shape)
+    if n_classes is not None:
+        given["n_classes"] = int(n_classes)
+    fn = _target(cfg.model, "model")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    for name in SUPPLIED["model"]:
+        p = params.get(name)
+        if p is not None and p.default is p.empty and name not in given and name not in cfg.model:
+            raise UsageError(
+                f"model: {cfg.model._target_} takes {name}, and the data module "
+                f"({cfg.dataset.get('_target_')}) states none; give the data module an {name!r} "
+                f"attribute, or set model.{name}"
+            )
+    return _instantiate(cfg, "model", **given)
+
+
+def names_no_optimizer(cfg: Any) -> bool:
+    """True when the config names no optimiser (the model's configure_optimizers() is used)."""
+    from omegaconf import OmegaConf
+
+    node = cfg.get("optimizer")
+    return node is None or not OmegaConf.is_dict(node) or node.get("_target_") is None
+
+
+def optimizers(cfg: Any, net: Any, steps_per_epoch: int) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """A trial's optimisers and learning-rate schedules (with when each steps)."""
+    if names_no_optimizer(cfg):
+        from tunetorch.training import steps
+
+        return steps.optimizers_of(net)
+    opt = optimizer(cfg, net)
+    schedule = lr_schedule(cfg, opt, steps_per_epoch)
+    return [opt], [schedule] if schedule is not None else []
 
 
 def optimizer(cfg: Any, net: Any) -> Any:
@@ -167,15 +211,17 @@ def _call(fn: Callable, group: str, target: str, *args: Any, **kwargs: Any) -> A
 
 
 # --- building once, before anything runs ------------------------------------------------
-def dry_build(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """The model, optimiser, schedule and loss built once as configured; returns the model."""
+def dry_build(cfg: Any, input_shape: tuple[int, ...] | None, n_classes: int | None) -> Any:
+    """The model, optimisers, schedules and loss built once as configured; returns the model."""
     net = model(cfg, input_shape, n_classes)
-    lr_schedule(cfg, optimizer(cfg, net), steps_per_epoch=1)
+    optimizers(cfg, net, steps_per_epoch=1)
     loss(cfg)
     return net
 
 
-def check_edges(cfg: Any, space: Any, input_shape: tuple[int, ...], n_classes: int, net: Any) -> None:
+def check_edges(
+    cfg: Any, space: Any, input_shape: tuple[int, ...] | None, n_classes: int | None, net: Any
+) -> None:
     """Build each searched group of `EDGE_BUILT` at every edge of each of its dimensions (low and
     high, or every choice), one dimension at a time, the others as configured: an edge its
     constructor refuses (`REFUSALS`) is bad input naming the dimension. `net`: the dry-built model,
@@ -192,7 +238,7 @@ def check_edges(cfg: Any, space: Any, input_shape: tuple[int, ...], n_classes: i
                 elif group == "loss":
                     loss(at)
                 else:
-                    lr_schedule(at, optimizer(at, net), steps_per_epoch=1)
+                    optimizers(at, net, steps_per_epoch=1)
             except UsageError as e:
                 cause = e.__cause__
                 if cause is None:
@@ -211,7 +257,9 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
     for group in PLUGGABLE:
         node = cfg.get(group)
         if node is None or not OmegaConf.is_dict(node) or node.get("_target_") is None:
-            if group in ("model", "dataset", "optimizer"):
+            if group == "optimizer":
+                _no_optimizer(cfg)
+            elif group in ("model", "dataset"):
                 raise UsageError(f"{group}._target_: missing; the {group} group needs a class to build")
             continue
         accepted = _accepted(_target(node, group))
@@ -254,6 +302,23 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
                 f"space.{path}: {root!r} is not a searchable part of the config; search a path under "
                 + ", ".join((*PLUGGABLE, *SEARCHABLE_SECTIONS))
             )
+
+
+def _no_optimizer(cfg: Any) -> None:
+    """A config that names no optimiser: the model's configure_optimizers() gives them, and any
+    schedule with them (the config's lr_scheduler would have no optimiser to take)."""
+    target = cfg.model._target_
+    if not callable(getattr(_target(cfg.model, "model"), "configure_optimizers", None)):
+        raise UsageError(
+            f"optimizer: none is named, and the model ({target}) has no configure_optimizers(); "
+            "choose one (optimizer=NAME) or define configure_optimizers() on the model"
+        )
+    schedule = cfg.get("lr_scheduler")
+    if schedule is not None and schedule.get("_target_") is not None:
+        raise UsageError(
+            f"lr_scheduler: {schedule._target_} needs the config's optimizer, and none is named (the "
+            f"model's configure_optimizers() gives them); return the schedule from it, or lr_scheduler=none"
+        )
 
 
 def _target(node: Any, group: str) -> Callable:

@@ -2,16 +2,27 @@
 
 A data module is any object with
 
-    input_shape: tuple[int, ...]       # one example's shape, e.g. (1, 28, 28)
-    n_classes: int
     fit(seed, device) -> FitData       # train + validation, for tuning
-    test(seed, device) -> Split | torch.utils.data.Dataset   # ONLY tunetorch/evaluate.py calls this
+    test(seed, device) -> a split      # ONLY tunetorch/evaluate.py calls this
     prepare()                          # optional: download / check files, once, in the main process
+    input_shape: tuple[int, ...]       # optional: one example's shape, e.g. (1, 28, 28)
+    n_classes: int                     # optional: the number of classes
 
 built from the `dataset` config group by `_target_` (a user's own module plugs in the same way).
-FitData's splits are either device tensors (`Split`: the fast path, no per-sample Python
-work per step) or a `torch.utils.data.Dataset`, which the trainer reads through a DataLoader
-(workers, pinned memory) for data that does not fit on the device.
+`input_shape` and `n_classes` are given to the model's constructor where it takes them
+(training/build.py); a module whose model takes neither need not state them.
+
+A split (FitData's train and val, test()'s) is one of:
+- a `Split`: (x, y) tensors on the device, the fast path (no per-sample Python work per step),
+  batched by trainer.batch_size and shuffled by the trial's seeded generator;
+- a `torch.utils.data.Dataset` of items of any structure (tensors, tuples, lists, dicts,
+  nested), read through a DataLoader that tunetorch makes: trainer.batch_size,
+  trainer.loader_workers, pinned memory on a GPU, shuffled (training only) from the trial's seed;
+- a `torch.utils.data.DataLoader`, used as it is: its batch size, workers, collation and
+  shuffling are the user's, seeded or not (a trial is reproducible only if the loader is). It
+  needs a len().
+The trainer moves every tensor inside a batch to the trial's device (training/steps.py); a
+model without training_step (or validation_step) needs (x, y) batches, as does `augment`.
 
 The built-ins:
 - MNIST, FashionMNIST, CIFAR10 (torchvision): the official test set is the test split;
@@ -25,14 +36,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from tunetorch import checks
 from tunetorch.errors import UsageError
@@ -58,11 +71,11 @@ class FitData:
     """What a trial sees: train and validation only, never the test split. Each split must hold
     at least one example, and one label per input (a UsageError names the split otherwise)."""
 
-    train: Any  # Split | torch.utils.data.Dataset
-    val: Any  # Split | torch.utils.data.Dataset
-    input_shape: tuple[int, ...]
-    n_classes: int
-    augment: Augment | None = None  # applied to each training batch
+    train: Any  # Split | torch.utils.data.Dataset | torch.utils.data.DataLoader
+    val: Any  # the same kinds
+    input_shape: tuple[int, ...] | None = None  # given to a model constructor that takes it
+    n_classes: int | None = None  # likewise
+    augment: Augment | None = None  # applied to x of each (x, y) training batch
 
     def __post_init__(self) -> None:
         for name in ("train", "val"):
@@ -70,23 +83,38 @@ class FitData:
 
 
 def _check_split(name: str, split: Any) -> None:
-    """A Split: as many inputs as labels. A Dataset: its last item readable (its len() is true)."""
+    """A Split: as many inputs as labels. A DataLoader: a len() (its batches). A Dataset: its last
+    item readable (its len() is true)."""
+    where = f"dataset: the {name} split from fit()"
     if isinstance(split, Split):
         if len(split.x) != len(split.y):
             raise UsageError(
-                f"dataset: the {name} split from fit() has {len(split.x)} inputs but {len(split.y)} "
-                "labels; Split(x, y) needs one label per input"
+                f"{where} has {len(split.x)} inputs but {len(split.y)} labels; Split(x, y) needs one "
+                "label per input"
             )
+    elif isinstance(split, DataLoader):
+        try:
+            len(split)
+        except TypeError:
+            raise UsageError(
+                f"{where} is a DataLoader without len() (over an IterableDataset?); tunetorch needs "
+                "its number of batches (give the dataset a __len__)"
+            ) from None
+    elif not (hasattr(split, "__len__") and hasattr(split, "__getitem__")):
+        raise UsageError(
+            f"{where} is a {type(split).__name__}; give a Split, a torch Dataset (__len__ and "
+            "__getitem__) or a DataLoader"
+        )
     elif len(split):
         try:
             split[len(split) - 1]
         except (IndexError, KeyError) as e:
             raise UsageError(
-                f"dataset: the {name} split from fit() has len() {len(split)} but item {len(split) - 1} "
-                f"cannot be read ({type(e).__name__}: {e}); a Dataset needs an input and a label per item"
+                f"{where} has len() {len(split)} but item {len(split) - 1} cannot be read "
+                f"({type(e).__name__}: {e}); every item up to len() - 1 must be readable"
             ) from None
     if len(split) == 0:
-        raise UsageError(f"dataset: the {name} split from fit() is empty; it needs at least one example")
+        raise UsageError(f"{where} is empty; it needs at least one example")
 
 
 def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,20 +122,89 @@ def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return _stratified(np.asarray(y), fraction, seed)
 
 
-def split_hash(split: Any) -> str:
-    """sha256 over a split's inputs and labels (a Split, or a Dataset read in order): which
-    test split an evaluation saw."""
-    h = hashlib.sha256()
+def batches(
+    split: Any,
+    batch_size: int,
+    shuffle: torch.Generator | None = None,
+    loader_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[Any]:
+    """A split's batches as it gives them, not yet moved to a device: a Split's (x, y) slices (in a
+    permutation drawn from `shuffle`, or in order); a Dataset's through a DataLoader of
+    `batch_size` (shuffled by a CPU generator seeded from `shuffle`); a DataLoader's as it yields
+    them (its own batch size and shuffling)."""
     if isinstance(split, Split):
-        batches = [(split.x, split.y)]
-    else:
-        from torch.utils.data import DataLoader
+        n = len(split)
+        if shuffle is not None:
+            idx = torch.randperm(n, device=split.y.device, generator=shuffle)
+            for i in range(0, n, batch_size):
+                j = idx[i : i + batch_size]
+                yield split.x[j], split.y[j]
+        else:
+            for i in range(0, n, batch_size):
+                yield split.x[i : i + batch_size], split.y[i : i + batch_size]
+        return
+    if isinstance(split, DataLoader):
+        yield from split
+        return
+    generator = None
+    if shuffle is not None:  # the loader shuffles on the CPU: seed it from the trial's generator
+        generator = torch.Generator().manual_seed(
+            int(torch.randint(2**62, (1,), generator=shuffle, device=shuffle.device))
+        )
+    yield from DataLoader(
+        split,
+        batch_size=batch_size,
+        shuffle=shuffle is not None,
+        generator=generator,
+        num_workers=int(loader_workers),
+        pin_memory=pin_memory,
+    )
 
-        batches = DataLoader(split, batch_size=1024, shuffle=False)
-    for x, y in batches:
-        h.update(torch.as_tensor(x).detach().cpu().numpy().tobytes())
-        h.update(torch.as_tensor(y).detach().cpu().numpy().tobytes())
+
+def n_batches(split: Any, batch_size: int) -> int:
+    """How many batches `batches(split, batch_size)` yields."""
+    if isinstance(split, DataLoader):
+        return len(split)
+    return math.ceil(len(split) / batch_size)
+
+
+def split_hash(split: Any) -> str:
+    """sha256 over every value a split yields, in order: which test split an evaluation saw. A
+    Split: its inputs, then its labels. A Dataset: read in order in batches of 1024, each batch's
+    tensors (and other values) in their order. A DataLoader: its batches as it yields them, with
+    torch's global random state seeded (0) for the pass and restored after, so a loader that
+    shuffles without a generator of its own hashes the same each time; one with its own
+    generator hashes the same on a fresh loader (each test() call)."""
+    from tunetorch.training.steps import leaves
+
+    h = hashlib.sha256()
+
+    def read(parts: Any) -> None:
+        for batch in parts:
+            for leaf in leaves(batch):
+                h.update(_leaf_bytes(leaf))
+
+    if isinstance(split, Split):
+        read([(split.x, split.y)])
+    elif isinstance(split, DataLoader):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            read(split)
+    else:
+        read(batches(split, 1024))
     return h.hexdigest()
+
+
+def _leaf_bytes(leaf: Any) -> bytes:
+    if isinstance(leaf, torch.Tensor):
+        # the raw bytes in logical order; through uint8, as numpy has no bfloat16
+        return leaf.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    if isinstance(leaf, np.ndarray):
+        return np.ascontiguousarray(leaf).tobytes()
+    if isinstance(leaf, str):
+        return leaf.encode()
+    return repr(leaf).encode()
 
 
 class ImageData:

@@ -1,12 +1,28 @@
 """One trial: train on the train split, validate after every epoch, report.
 
-Reads top to bottom: the data are already on the device (or behind a DataLoader), then the
-model, the optimiser, the schedule and the loss (all built from the trial's config), the
+Reads top to bottom: the data are already on the device (or read batch by batch), then the
+model, the optimiser(s), the schedule(s) and the loss (all built from the trial's config), the
 epoch loop and validation. The trial's score is `study.metric` at its best epoch
 (`trainer.score: best`, in the direction of `study.direction`) or at its last
 (`trainer.score: last`); the weights returned are those of the scored epoch. After each
 epoch `report(epoch, metrics)` may return True: the trial then stops there (a scheduler's
 early stop) and is scored on the epochs it trained.
+
+What tunetorch calls on the model (the contract in full: training/steps.py):
+- once per trial: the constructor (build.model); `configure_optimizers()` only when the config
+  names no optimiser;
+- per training batch, in train mode: every optimiser's zero_grad, then `training_step(batch,
+  batch_idx)` (the loss, or {"loss": ..., name: value}); without one, the configured loss (default
+  cross-entropy) of `model(x)` against `y` of an (x, y) batch. Then loss.backward(), gradient
+  clipping, every optimiser's step, a per-step schedule's step; a per-epoch schedule after the
+  epoch. train_loss is the epoch's mean loss (NaN or infinite: the trial fails, `Diverged`); a
+  training_step dict's other values are the epoch's means, under their own names;
+- per validation batch, after each epoch, in eval mode under torch.no_grad():
+  `validation_step(batch, batch_idx)` -> {name: value}, each averaged over the split weighted
+  by batch size; without one, val_loss (mean cross-entropy), val_accuracy and what the model's
+  `val_metrics(logits, y)` returns. `validate` is the one function that scores a split (the
+  evaluation scores the test split with it).
+A batch reaches the model with every tensor in it on the trial's device.
 """
 
 from __future__ import annotations
@@ -20,8 +36,8 @@ from typing import Any
 
 import torch
 
-from tunetorch.training import build
-from tunetorch.training.datasets import FitData, Split
+from tunetorch.training import build, steps
+from tunetorch.training.datasets import FitData, Split, batches, n_batches
 
 NAN_CHECK_EVERY = 20  # steps between finiteness checks: each one waits for the device
 EVAL_BATCH = 1024
@@ -55,11 +71,14 @@ def train_trial(
 
     torch.manual_seed(seed)
     model = build.model(cfg, data.input_shape, data.n_classes).to(device)
-    optimizer = build.optimizer(cfg, model)
+    training_step = steps.find(model, "training_step")
+    optimizers, schedules = build.optimizers(cfg, model, n_batches(data.train, batch_size))
     criterion = build.loss(cfg)
-    steps_per_epoch = _n_batches(data.train, batch_size)
-    schedule = build.lr_schedule(cfg, optimizer, steps_per_epoch)
-    step_model = torch.compile(model) if tcfg.compile else model
+    step_model = model
+    if tcfg.compile and steps.defines_steps(model):
+        model.compile()  # in place: the model's own steps call self(x), never the wrapper
+    elif tcfg.compile:
+        step_model = torch.compile(model)
     autocast = _autocast(str(tcfg.precision), device_type)
     order = torch.Generator(device=device).manual_seed(seed)
     grad_clip = tcfg.grad_clip
@@ -69,35 +88,45 @@ def train_trial(
         start = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
+        logged = steps.Means()
         n_steps = 0
-        for x, y in _batches(
-            data.train, batch_size, device, shuffle=order, loader_workers=tcfg.loader_workers
-        ):
+        train = _batches(data.train, batch_size, device, shuffle=order, loader_workers=tcfg.loader_workers)
+        for batch_idx, batch in enumerate(train):
             if data.augment is not None:
-                x = data.augment(x, order)
+                batch = steps.augmented(batch, data.augment, order)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
             with autocast():
-                loss = criterion(step_model(x), y)
-            optimizer.zero_grad(set_to_none=True)
+                if training_step is None:
+                    x, y = _inputs_and_labels(batch, data.train, "train", "training_step")
+                    loss = criterion(step_model(x), y)
+                else:
+                    where = f" (epoch {epoch}, batch_idx {batch_idx})"
+                    loss, extras = steps.loss_of(training_step(batch, batch_idx), where)
+                    logged.add(extras)
             loss.backward()
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
-            optimizer.step()
-            if schedule is not None and schedule[1] == "step":
-                schedule[0].step()
+            for optimizer in optimizers:
+                optimizer.step()
+            for schedule, interval in schedules:
+                if interval == "step":
+                    schedule.step()
             loss_sum += loss.detach().float()
             n_steps += 1
             if n_steps % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 raise Diverged(f"training loss is {loss_sum.item()} at epoch {epoch}, step {n_steps}")
-        if schedule is not None and schedule[1] == "epoch":
-            schedule[0].step()
+        for schedule, interval in schedules:
+            if interval == "epoch":
+                schedule.step()
         train_loss = (loss_sum / max(n_steps, 1)).item()
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss is {train_loss} at epoch {epoch}")
 
-        metrics = {"train_loss": train_loss, **validate(step_model, data.val, device, autocast, tcfg)}
+        trained = {"train_loss": train_loss, **logged.result()}
+        metrics = steps.merged(trained, validate(step_model, data.val, device, autocast, tcfg))
         metrics["seconds"] = time.perf_counter() - start
-        if metric not in metrics:
-            raise KeyError(f"study.metric {metric!r} is not among this trial's metrics {sorted(metrics)}")
+        steps.check_metric(metric, metrics)
         result.epochs.append({"epoch": epoch, **metrics})
         value = metrics[metric]
         better = value > result.score if maximize else value < result.score
@@ -114,21 +143,31 @@ def train_trial(
 def validate(
     model: torch.nn.Module, split: Any, device: Any, autocast=None, tcfg: Any = None
 ) -> dict[str, float]:
-    """val_loss (mean cross-entropy), val_accuracy, and whatever the model's `val_metrics(logits,
-    target) -> {name: batch mean}` returns (averaged over examples), on `split`."""
+    """The model's metrics on `split`, in eval mode: the means of what its validation_step returns
+    (weighted by batch size); without one, val_loss (mean cross-entropy), val_accuracy, and
+    whatever the model's `val_metrics(logits, target) -> {name: batch mean}` returns (averaged
+    over examples)."""
     import torch.nn.functional as F
 
     model.eval()
     autocast = autocast or contextlib.nullcontext
-    extra = getattr(model, "val_metrics", None) or getattr(
-        getattr(model, "_orig_mod", None), "val_metrics", None
-    )
+    workers = tcfg.loader_workers if tcfg is not None else 0
+    validation_step = steps.find(model, "validation_step")
+    if validation_step is not None:
+        means = steps.Means()
+        for batch_idx, batch in enumerate(_batches(split, EVAL_BATCH, device, None, workers)):
+            with autocast():
+                out = validation_step(batch, batch_idx)
+            means.add(steps.metrics_of(out, f" (batch_idx {batch_idx})"), steps.batch_size(batch))
+        return means.result()
+
+    extra = steps.find(model, "val_metrics")
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     sums: dict[str, torch.Tensor] = {}
     n = 0
-    workers = tcfg.loader_workers if tcfg is not None else 0
-    for x, y in _batches(split, EVAL_BATCH, device, shuffle=None, loader_workers=workers):
+    for batch in _batches(split, EVAL_BATCH, device, shuffle=None, loader_workers=workers):
+        x, y = _inputs_and_labels(batch, split, "val", "validation_step")
         with autocast():
             logits = model(x)
         logits = logits.float()
@@ -149,41 +188,17 @@ def _autocast(precision: str, device_type: str) -> Callable[[], Any]:
     return contextlib.nullcontext
 
 
-def _n_batches(split: Any, batch_size: int) -> int:
-    return math.ceil(len(split) / batch_size)
-
-
 def _batches(
     split: Any, batch_size: int, device: Any, shuffle: torch.Generator | None, loader_workers: int = 0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(x, y) batches on `device`: indexed straight from device tensors (a Split), or read
-    through a DataLoader (a Dataset) with pinned memory and `loader_workers` processes."""
-    if isinstance(split, Split):
-        n = len(split)
-        if shuffle is not None:
-            idx = torch.randperm(n, device=split.y.device, generator=shuffle)
-            for i in range(0, n, batch_size):
-                j = idx[i : i + batch_size]
-                yield split.x[j], split.y[j]
-        else:
-            for i in range(0, n, batch_size):
-                yield split.x[i : i + batch_size], split.y[i : i + batch_size]
-        return
-    from torch.utils.data import DataLoader
-
+) -> Iterator[Any]:
+    """The split's batches (datasets.batches) with every tensor in them on `device`."""
     cuda = torch.device(device).type == "cuda"
-    generator = None
-    if shuffle is not None:  # the loader shuffles on the CPU: seed it from the trial's generator
-        generator = torch.Generator().manual_seed(
-            int(torch.randint(2**62, (1,), generator=shuffle, device=shuffle.device))
-        )
-    loader = DataLoader(
-        split,
-        batch_size=batch_size,
-        shuffle=shuffle is not None,
-        generator=generator,
-        num_workers=int(loader_workers),
-        pin_memory=cuda,
-    )
-    for x, y in loader:
-        yield x.to(device, non_blocking=cuda), torch.as_tensor(y).to(device, non_blocking=cuda).long()
+    for batch in batches(split, batch_size, shuffle, loader_workers, pin_memory=cuda):
+        yield steps.to_device(batch, device, non_blocking=cuda)
+
+
+def _inputs_and_labels(batch: Any, split: Any, name: str, method: str) -> tuple[Any, Any]:
+    """(x, y) for the default steps. Collated labels become int64, as cross-entropy takes them; a
+    Split's are int64 already (and a user's float labels for a configured loss are kept)."""
+    x, y = steps.inputs_and_labels(batch, name, method)
+    return (x, y) if isinstance(split, Split) else (x, torch.as_tensor(y).long())
