@@ -287,7 +287,7 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
                 allowed = sorted((accepted or set(node or ())) - set(SUPPLIED[root]) - set(_HYDRA_KEYS))
                 raise UsageError(
                     f"space.{path}: {path} is not in the composed config"
-                    f"{did_you_mean(rest, allowed, prefix=root + '.')}; "
+                    f"{did_you_mean(rest, [a for a in allowed if a != rest], prefix=root + '.')}; "
                     f"set it in the {root} config (e.g. +{path}=VALUE) or search one of: "
                     + ", ".join(f"{root}.{a}" for a in allowed)
                 )
