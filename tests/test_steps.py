@@ -5,6 +5,7 @@ before anything runs (config.check_code's sanity check) and in the trial itself.
 import collections
 import hashlib
 import math
+import types
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 from tunetorch import UsageError, config
 from tunetorch.cli import conf_dir
 from tunetorch.training import build, steps
-from tunetorch.training.datasets import FitData, Split, split_hash
+from tunetorch.training.datasets import FitData, Split, n_examples, split_hash
 from tunetorch.training.trainer import Diverged, train_trial, validate
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -471,6 +472,7 @@ def test_split_hash_reads_every_kind_in_order_and_a_loader_deterministically():
     assert split_hash(shuffled) == first
     assert torch.equal(torch.get_rng_state(), state)  # and the caller's random state is untouched
     ordered = torch.utils.data.DataLoader(Rows(x, y, "nested"), batch_size=8)
+    assert n_examples(ordered) == n_examples(Split(x, y)) == 40 and len(ordered) == 5  # len(): batches
     assert split_hash(ordered) != split_hash(shuffled)
     assert split_hash(ordered) != split_hash(
         torch.utils.data.DataLoader(Rows(x, y + 1, "nested"), batch_size=8)
@@ -505,3 +507,32 @@ def test_the_classifier_path_gives_the_same_numbers_as_before(compose, kind):
     r = train_trial(cfg, data, "cpu", seed=7)
     assert [(e["train_loss"], e["val_loss"], e["val_accuracy"]) for e in r.epochs] == BEFORE[kind]
     assert list(r.epochs[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "seconds"]
+
+
+def test_a_lightning_modules_placeholder_steps_do_not_count():
+    """LightningModule defines training_step, validation_step and configure_optimizers as
+    placeholders; only a subclass's own are the model's (Lightning itself is never imported)."""
+
+    class LightningModule(nn.Module):
+        def training_step(self, batch, batch_idx):
+            return None
+
+        def validation_step(self, batch, batch_idx):
+            return None
+
+        def configure_optimizers(self):
+            return None
+
+    LightningModule.__module__ = "lightning.pytorch.core.module"
+
+    class OnlyTrains(LightningModule):
+        def training_step(self, batch, batch_idx):
+            return torch.zeros((), requires_grad=True)
+
+    model = OnlyTrains()
+    assert steps.find(model, "training_step") is not None and steps.defines_steps(model)
+    assert steps.find(model, "validation_step") is None and not steps.defines(
+        OnlyTrains, "configure_optimizers"
+    )
+    compiled = types.SimpleNamespace(_orig_mod=model)  # what torch.compile's wrapper holds
+    assert steps.find(compiled, "training_step") is not None

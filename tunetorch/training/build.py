@@ -307,8 +307,10 @@ def check(cfg: Any, searched: Iterable[str]) -> None:
 def _no_optimizer(cfg: Any) -> None:
     """A config that names no optimiser: the model's configure_optimizers() gives them, and any
     schedule with them (the config's lr_scheduler would have no optimiser to take)."""
+    from tunetorch.training import steps
+
     target = cfg.model._target_
-    if not callable(getattr(_target(cfg.model, "model"), "configure_optimizers", None)):
+    if not steps.defines(_target(cfg.model, "model"), "configure_optimizers"):
         raise UsageError(
             f"optimizer: none is named, and the model ({target}) has no configure_optimizers(); "
             "choose one (optimizer=NAME) or define configure_optimizers() on the model"

@@ -169,6 +169,19 @@ def n_batches(split: Any, batch_size: int) -> int:
     return math.ceil(len(split) / batch_size)
 
 
+def n_examples(split: Any) -> int:
+    """How many examples a split holds (a DataLoader's len() counts batches: its dataset's, else
+    the leading dimensions of what it yields, counted by reading it once)."""
+    if not isinstance(split, DataLoader):
+        return len(split)
+    try:
+        return len(split.dataset)
+    except TypeError:
+        from tunetorch.training.steps import batch_size
+
+        return sum(batch_size(batch) for batch in split)
+
+
 def split_hash(split: Any) -> str:
     """sha256 over every value a split yields, in order: which test split an evaluation saw. A
     Split: its inputs, then its labels. A Dataset: read in order in batches of 1024, each batch's

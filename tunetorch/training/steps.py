@@ -54,10 +54,27 @@ class BadStep(UsageError):
 # --- the model's methods ------------------------------------------------------------------
 def find(model: Any, name: str) -> Callable | None:
     """The model's bound method `name`, or None; through torch.compile's wrapper too."""
-    method = getattr(model, name, None)
-    if method is None:
-        method = getattr(getattr(model, "_orig_mod", None), name, None)
-    return method if callable(method) else None
+    for obj in (model, getattr(model, "_orig_mod", None)):
+        if obj is None:
+            continue
+        own = getattr(obj, "__dict__", {}).get(name)  # set on the instance
+        if callable(own):
+            return own
+        if defines(type(obj), name):
+            return getattr(obj, name)
+    return None
+
+
+def defines(cls: type, name: str) -> bool:
+    """Whether class `cls` has method `name` of its own: a LightningModule's placeholders (the
+    base class's training_step, validation_step, configure_optimizers) do not count."""
+    owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+    if owner is None or not callable(vars(owner)[name]):
+        return False
+    lightning = owner.__name__ == "LightningModule" and owner.__module__.startswith(
+        ("lightning.", "pytorch_lightning.")
+    )
+    return not lightning
 
 
 def defines_steps(model: Any) -> bool:
