@@ -23,6 +23,8 @@ A split (FitData's train and val, test()'s) is one of:
   needs a len().
 The trainer moves every tensor inside a batch to the trial's device (training/steps.py); a
 model without training_step (or validation_step) needs (x, y) batches, as does `augment`.
+Validation (and the one look at the test split) reads a split in order, in batches of 1,024 (a
+DataLoader: its own). `split_hash` fingerprints any of the three kinds (what the look saw).
 
 The built-ins:
 - MNIST, FashionMNIST, CIFAR10 (torchvision): the official test set is the test split;
@@ -49,6 +51,7 @@ from torch.utils.data import DataLoader
 
 from tunetorch import checks
 from tunetorch.errors import UsageError
+from tunetorch.training import steps
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,8 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 @dataclass(frozen=True)
 class FitData:
     """What a trial sees: train and validation only, never the test split. Each split must hold
-    at least one example, and one label per input (a UsageError names the split otherwise)."""
+    at least one example; a Split one label per input, a Dataset readable items up to its len(),
+    a DataLoader a len() (a UsageError names the split otherwise)."""
 
     train: Any  # Split | torch.utils.data.Dataset | torch.utils.data.DataLoader
     val: Any  # the same kinds
@@ -177,9 +181,7 @@ def n_examples(split: Any) -> int:
     try:
         return len(split.dataset)
     except TypeError:
-        from tunetorch.training.steps import batch_size
-
-        return sum(batch_size(batch) for batch in split)
+        return sum(steps.batch_size(batch) for batch in split)
 
 
 def split_hash(split: Any) -> str:
@@ -189,13 +191,11 @@ def split_hash(split: Any) -> str:
     torch's global random state seeded (0) for the pass and restored after, so a loader that
     shuffles without a generator of its own hashes the same each time; one with its own
     generator hashes the same on a fresh loader (each test() call)."""
-    from tunetorch.training.steps import leaves
-
     h = hashlib.sha256()
 
     def read(parts: Any) -> None:
         for batch in parts:
-            for leaf in leaves(batch):
+            for leaf in steps.leaves(batch):
                 h.update(_leaf_bytes(leaf))
 
     if isinstance(split, Split):
