@@ -381,7 +381,7 @@ def test_bad_step_output_on_a_later_batch_fails_the_trial_in_one_line(compose, f
         check_code(cfg)
     with pytest.raises(steps.BadStep) as e:
         train_trial(cfg, fit(cfg), "cpu", seed=0)
-    where = " (epoch 0, batch_idx 1)" if fault.startswith("training") else " (batch_idx 1)"
+    where = " (epoch 1, batch_idx 1)" if fault.startswith("training") else " (batch_idx 1)"
     assert str(e.value).startswith(message.format(where)) and "\n" not in str(e.value)
 
 
@@ -397,7 +397,7 @@ def test_a_nan_loss_from_the_models_step_is_a_diverged_trial(compose):
         ("training_step:raise", "ZeroDivisionError: the user's own bug"),
         (
             "training_step:none",
-            "BadStep: training_step returned None (epoch 0, batch_idx 1); return the loss",
+            "BadStep: training_step returned None (epoch 1, batch_idx 1); return the loss",
         ),
     ],
 )

@@ -38,6 +38,7 @@ import torch
 
 from tunetorch.training import build, steps
 from tunetorch.training.datasets import FitData, Split, batches, n_batches
+from tunetorch.words import shown_epoch
 
 NAN_CHECK_EVERY = 20  # steps between finiteness checks: each one waits for the device
 EVAL_BATCH = 1024
@@ -101,7 +102,7 @@ def train_trial(
                     x, y = _inputs_and_labels(batch, data.train, "train", "training_step")
                     loss = criterion(step_model(x), y)
                 else:
-                    where = f" (epoch {epoch}, batch_idx {batch_idx})"
+                    where = f" (epoch {shown_epoch(epoch)}, batch_idx {batch_idx})"
                     loss, extras = steps.loss_of(training_step(batch, batch_idx), where)
                     logged.add(extras)
             loss.backward()
