@@ -3,6 +3,8 @@
 
 - `+strategy=bayes` (the documented spelling) and `strategy=bayes` choose the same;
 - `strategy=null` chooses none, as no choice does; the last choice of a group wins;
+- `optimizer=null` (a group the defaults list fills) leaves the group out, as `~optimizer` does,
+  for a model that builds its own optimiser; a later choice of the group still wins;
 - a study with none chosen is the same study as before they were entries: random search, said to
   be the default, and no scheduler, in the config it records (its identity).
 """
@@ -60,6 +62,22 @@ def test_none_chosen_leaves_them_out_of_the_composed_config():
 def test_the_last_choice_wins(args, strategy):
     cfg = cli.compose("tune", ["study.dir=unused", *args])
     assert (cfg.get("strategy") or {}).get("name") == strategy
+
+
+@pytest.mark.parametrize(
+    ("args", "optimizer"),
+    [
+        (["optimizer=null"], None),
+        (["+optimizer=null"], None),
+        (["~optimizer"], None),
+        (["optimizer=null", "optimizer=sgd"], "torch.optim.SGD"),
+        (["optimizer=sgd", "optimizer=null"], None),
+        ([], "torch.optim.AdamW"),
+    ],
+)
+def test_null_leaves_a_filled_group_out_and_the_last_choice_still_wins(args, optimizer):
+    cfg = cli.compose("tune", ["study.dir=unused", *args])
+    assert (cfg.get("optimizer") or {}).get("_target_") == optimizer
 
 
 def test_a_study_with_none_chosen_records_random_and_no_scheduler():

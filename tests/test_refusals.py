@@ -43,10 +43,19 @@ def assert_refused(out, study_dir: Path, message: str) -> None:
         ),
         pytest.param(["optimizer=3"], "optimizer: '3' is not one of adamw, sgd", id="optimizer=3"),
         pytest.param(
-            ["lr_scheduler=null"],
-            "lr_scheduler: 'null' is not one of cosine, none, onecycle",
-            id="lr_scheduler=null",
+            ["lr_scheduler=true"],
+            "lr_scheduler: 'true' is not one of cosine, none, onecycle",
+            id="lr_scheduler=true",
         ),
+        # group=null leaves the group out (~group): allowed where the model or a default takes over
+        pytest.param(
+            ["optimizer=null"],
+            "optimizer: none is named, and the model (tunetorch.training.models.MLP) has no "
+            "configure_optimizers()",
+            id="optimizer=null",
+        ),
+        pytest.param(["space=null"], "space: None is not a mapping of dimensions", id="space=null"),
+        pytest.param(["model=null"], "model._target_: missing", id="model=null"),
         pytest.param(["+strategy=1"], "strategy: '1' is not one of bayes, grid, random", id="+strategy=1"),
         pytest.param(
             ["+scheduler=nan"],

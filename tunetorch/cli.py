@@ -168,8 +168,11 @@ def as_hydra(overrides: list[str], conf_dirs: list[Path], defaults: dict[str, st
     """The command line's overrides as Hydra takes them; a group choice is read by Hydra's own
     parser and follows the defaults list, so no group is named here:
 
-    - a group's option names a file (`model=1` is 1.yaml): a value YAML would read as a number, a
-      boolean or null is passed quoted, as the name it is (`lr_scheduler=null` is refused by name);
+    - a group's option names a file (`model=1` is 1.yaml): a value YAML would read as a number or
+      a boolean is passed quoted, as the name it is (`optimizer=1` is refused by name);
+    - `group=null` for a group the defaults list fills (`optimizer=null`) leaves the group out, as
+      Hydra's `~group` does: the model's own configure_optimizers() then builds its optimiser, and
+      a group that cannot be left out (model, dataset, space) is refused by the config's checks;
     - `+group=NAME` for a group the defaults list has is `group=NAME`: Hydra refuses a `+` for an
       entry it already has ("Multiple values"), and `+strategy=bayes` is the spelling the project
       has always documented, beside `strategy=bayes`;
@@ -199,14 +202,18 @@ def as_hydra(overrides: list[str], conf_dirs: list[Path], defaults: dict[str, st
             options = _options(group, conf_dirs, defaults)
             raise UsageError(f"{group}: {override.partition('=')[2]} must be one option, one of {options}")
         chosen = group if parsed.package is None and group in defaults else None
-        if value is None and chosen and defaults[group] is None:
+        if value is None and chosen:
             out = [o for o in out if o[0] != group]
+            if defaults[group] is not None:
+                out.append((group, f"~{group}"))
             continue
         left, _, option = override.partition("=")
         if chosen and parsed.is_add():
             left = left[1:]
-        if isinstance(value, (bool, int, float, type(None))):
+        if isinstance(value, (bool, int, float)):
             option = f"'{option.strip()}'"
+        if chosen:  # the last choice wins, as in Hydra (and after a `group=null`, which is `~group`)
+            out = [o for o in out if o[0] != group]
         out.append((chosen, f"{left}={option}"))
     return [o for _, o in out]
 

@@ -88,7 +88,8 @@ def check(cfg: Any, conf: Path, extra_sections: tuple[str, ...] = ()) -> Plan:
     from tunetorch.strategies import REGISTRY
 
     name = checks.under("strategy").one_of("name", cfg.strategy.get("name"), sorted(REGISTRY))
-    spec = flatten_space(OmegaConf.to_container(cfg.space, resolve=True))
+    space_node = cfg.get("space")  # None when the command line left the group out (space=null)
+    spec = flatten_space(None if space_node is None else OmegaConf.to_container(space_node, resolve=True))
     space = SearchSpace.from_dict(spec)
     strategy_options = {k: v for k, v in OmegaConf.to_container(cfg.strategy).items() if k != "name"}
     plan = Plan(space, spec, name, strategy_options, defaulted)
