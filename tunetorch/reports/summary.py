@@ -8,7 +8,7 @@ The cost is in `gpu_minutes` (the budget's unit), labelled by `words.trials_cost
 The test block, summary.json's "test" (null until a look completed), the newest completed look:
 
     accuracy, loss   the validation step's val_accuracy and val_loss on the test split (a
-                     classifier's, as before); null where it returned no such metric
+                     classifier's, as before); absent where it returned no such metric
     trial, forced    the trial evaluated; whether the look was forced (an earlier look existed)
     status, weights_hash
     metric           the study's metric (study.metric), as the validation step names it
@@ -137,7 +137,9 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
 
 
 def _test(evaluation: dict[str, Any], metric: str) -> dict[str, Any]:
-    out = {k: evaluation[k] for k in ("accuracy", "loss", "trial", "forced", "status", "weights_hash")}
+    # a classifier's keys, as before; a model whose validation step returns no such metric has none
+    out = {k: evaluation[k] for k in ("accuracy", "loss") if evaluation[k] is not None}
+    out |= {k: evaluation[k] for k in ("trial", "forced", "status", "weights_hash")}
     return out | {"metric": metric, "value": evaluation["value"], "metrics": evaluation["metrics"]}
 
 
