@@ -266,6 +266,9 @@ def test_a_format_3_journal_is_migrated_and_reads_as_its_own_code_wrote_it(forma
     assert terminal.test_line(after["test"], after["optimism"], n_test=360) == FORMAT3_LINE
     journal.close()
     assert Journal(path).evaluations() == [look]  # opened again: nothing migrated twice
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert db.execute("SELECT metrics, value FROM evaluations").fetchall() == [(None, None)]  # no rewrite
+    db.close()
 
 
 def test_a_migration_that_fails_half_way_leaves_format_3_as_it_was(format3, monkeypatch):

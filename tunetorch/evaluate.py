@@ -93,7 +93,7 @@ def evaluate_best(
         journal.complete_evaluation(look, metrics, value, scored["test_hash"])
     except (sqlite3.Error, OSError, EnvironmentFault) as e:
         raise EnvironmentFault(
-            f"study.dir: {study_dir}: {_scores(meta.metric, metrics)} was measured but cannot be "
+            f"study.dir: {study_dir}: test {_scores(meta.metric, metrics)} was measured but cannot be "
             f"recorded ({_cause(e)}); the look stays recorded as started and counts as one"
         ) from None
     return {
@@ -205,10 +205,10 @@ def _score_on_test(
 
 
 def _scores(metric: str, metrics: dict[str, float]) -> str:
-    """'test accuracy 0.9417': the study's metric on the test split, or, where it has no test
-    counterpart, every metric that was (words.test_parts)."""
+    """'accuracy 0.9417': the study's metric as measured on the test split, or, where it has no
+    test counterpart, every metric that was (words.test_parts)."""
     head, others = test_parts(metric, metrics)
-    return "test " + ", ".join(f"{name} {value:.4f}" for name, value in ([head] if head else others))
+    return ", ".join(f"{name} {value:.4f}" for name, value in ([head] if head else others))
 
 
 def _one_line(e: BaseException) -> str:
@@ -290,7 +290,7 @@ def _check_loadable(path: Path) -> None:
 
 def _already_looked(study_dir: Path, last: dict, best: Trial, stale: bool, metric: str) -> str:
     if last["status"] == "completed":
-        seen = f"trial {last['trial']}, {_scores(metric, last['metrics']).removeprefix('test ')}"
+        seen = f"trial {last['trial']}, {_scores(metric, last['metrics'])}"
     else:
         seen = f"trial {last['trial']}: that look started and never completed, its result may have been seen"
     note = (

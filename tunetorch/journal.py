@@ -15,12 +15,13 @@ named the wrong folder.
 Formats: a journal of the current layout (FORMAT, 4) is read and written as it is. A journal of
 format 3, the layout before the test split's every metric was recorded, is migrated when it is
 opened (every Journal is opened for writing; the study's lock is held by then): in one transaction
-the evaluations table gains `metrics` and `value`, its completed looks get them from the accuracy
-and loss that format 3 recorded (`metrics` {"val_loss", "val_accuracy"}, `value` the one of the
-two that is the study's metric, else NULL), and the format becomes 4; a fault half-way (a full
-disk) rolls it all back, leaving format 3 as it was. Read-only readers (`read_meta`,
-identity's check) read only meta and trials, which format 3 and 4 share. Older layouts (1, 2) are
-refused with one line.
+the evaluations table gains its `metrics` and `value` columns and the format becomes 4; a fault
+half-way (a full disk) rolls it all back, leaving format 3 as it was. No record is rewritten (the
+looks are evaluate.py's to write): a completed look without `metrics` is one format 3 recorded,
+and `evaluations` reads it as format 3 meant it, metrics {"val_loss": loss, "val_accuracy":
+accuracy} and value the one of the two that is the study's metric (else None: format 3 kept no
+other). Read-only readers (`read_meta`, identity's check) read only meta and trials, which the
+two formats share. Older layouts (1, 2) are refused with one line.
 
 Over 350 lines as one concept: the schema, each record's reads and writes, and the mapping of
 SQLite's faults, which must sit beside the writes they guard.
@@ -137,14 +138,6 @@ class Journal:
                 return
             self._db.execute("ALTER TABLE evaluations ADD COLUMN metrics TEXT")
             self._db.execute("ALTER TABLE evaluations ADD COLUMN value REAL")
-            metric = self.get_meta("metric")
-            looks = self._db.fetchall("SELECT id, accuracy, loss FROM evaluations WHERE status = 'completed'")
-            for look, accuracy, loss in looks:
-                metrics = {"val_loss": loss, "val_accuracy": accuracy}  # validate()'s order
-                self._db.execute(
-                    "UPDATE evaluations SET metrics = ?, value = ? WHERE id = ?",
-                    (json.dumps(metrics), metrics.get(metric or ""), look),
-                )
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT,))
 
     def close(self) -> None:
@@ -264,7 +257,8 @@ class Journal:
         """Every look, oldest first: trial, weights_hash, forced, status ('started' | 'completed'),
         time, and, None while started: metrics (name -> value, as the validation step returned
         them on the test split), value (the study's metric among them; None where it has none),
-        accuracy and loss (metrics' val_accuracy and val_loss, None where absent), test_hash."""
+        accuracy and loss (metrics' val_accuracy and val_loss, None where absent), test_hash.
+        A look format 3 recorded reads as the module's docstring says."""
         keys = (
             "trial",
             "weights_hash",
@@ -278,11 +272,15 @@ class Journal:
             "test_hash",
         )
         rows = self._db.fetchall(f"SELECT {', '.join(keys)} FROM evaluations ORDER BY id")
-        return [
-            dict(zip(keys, r, strict=True))
-            | {"forced": bool(r[2]), "metrics": None if r[5] is None else json.loads(r[5])}
-            for r in rows
-        ]
+        looks = [dict(zip(keys, r, strict=True)) | {"forced": bool(r[2])} for r in rows]
+        metric = self.get_meta("metric") if any(e["metrics"] is None for e in looks) else None
+        for e in looks:
+            if e["metrics"] is not None:
+                e["metrics"] = json.loads(e["metrics"])
+            elif e["status"] == "completed":  # format 3's record: accuracy and loss
+                e["metrics"] = {"val_loss": e["loss"], "val_accuracy": e["accuracy"]}  # validate()'s order
+                e["value"] = e["metrics"].get(metric or "")
+        return looks
 
 
 _TRIAL_COLUMNS = (
