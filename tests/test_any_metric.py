@@ -326,3 +326,21 @@ def test_words_read_a_metric_on_either_split():
         "test perplexity",
     ]
     assert validation_name("val_loss") == "validation loss" and measure("val_") == "val_"
+
+
+def test_the_races_tensorboard_keeps_the_best_in_the_studys_direction(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tunetorch.reports.tensorboard import write_race_tensorboard
+
+    trials = [
+        Trial(i, {}, TrialState.COMPLETE, score=s, device_seconds=60.0) for i, s in enumerate([3.0, 1.0, 2.0])
+    ]
+    fig = Figure(figsize=(1, 1))
+    FigureCanvasAgg(fig)
+    write_race_tensorboard(tmp_path, {"bayes": trials}, fig, "minimize")
+    acc = EventAccumulator(str(tmp_path / "bayes"))
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("race/best_score")] == [3.0, 1.0, 1.0]

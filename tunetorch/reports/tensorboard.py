@@ -277,10 +277,12 @@ def figure_pixels(fig: Any) -> Any:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3]
 
 
-def write_race_tensorboard(root: Path, results: dict[str, list[Trial]], fig: Any) -> None:
-    """A race's TensorBoard (`python -m tunetorch.race`): tb/<entrant>, the best score so far under
-    one tag (race/best_score), step = device seconds (TensorBoard steps are integers), so the
-    entrants overlay in one chart; tb/figure, race.png (`fig`).
+def write_race_tensorboard(
+    root: Path, results: dict[str, list[Trial]], fig: Any, direction: str = "maximize"
+) -> None:
+    """A race's TensorBoard (`python -m tunetorch.race`): tb/<entrant>, the best score so far (in
+    the study's `direction`) under one tag (race/best_score), step = device seconds (TensorBoard
+    steps are integers), so the entrants overlay in one chart; tb/figure, race.png (`fig`).
 
     Rebuilt from the trials each time, so a resumed race does not log its curves twice.
     """
@@ -291,7 +293,7 @@ def write_race_tensorboard(root: Path, results: dict[str, list[Trial]], fig: Any
     for name, trials in results.items():
         shutil.rmtree(root / name, ignore_errors=True)
         with SummaryWriter(str(root / name)) as w:
-            for minutes, best, _ in best_so_far(trials):
+            for minutes, best, _ in best_so_far(trials, direction):
                 w.add_scalar("race/best_score", best, int(round(minutes * 60)))
     shutil.rmtree(root / "figure", ignore_errors=True)
     with SummaryWriter(str(root / "figure")) as w:
