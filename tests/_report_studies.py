@@ -86,11 +86,67 @@ def journal_study(study_dir: Path, n: int = 16, epochs: int = 3, evaluate: bool 
         from tunetorch.history import best_trial
 
         best = best_trial(journal.trials())
-        if hasattr(journal, "start_evaluation"):
-            ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
-            journal.complete_evaluation(ev, TEST_ACCURACY, 0.3, "f" * 64)
-        else:  # journals before the two-step look
-            journal.add_evaluation(best.number, TEST_ACCURACY, 0.3, "f" * 64, forced=False)
+        ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
+        journal.complete_evaluation(
+            ev, {"val_loss": 0.3, "val_accuracy": TEST_ACCURACY}, TEST_ACCURACY, "f" * 64
+        )
+    return journal
+
+
+TEST_MSE = 30.5  # the regression study's test mse: above its best validation mse, as is usual
+
+
+def regression_study(study_dir: Path, n: int = 8, test: dict[str, float] | None = None) -> Journal:
+    """A finished study of a regression minimising val_mse (a model whose validation step returns
+    val_mse and val_mae), written straight into a journal, evaluated once: `test` the metrics its
+    validation step returned on the test split (default: val_mse TEST_MSE, val_mae 4.4)."""
+    from tunetorch.history import best_trial
+    from tunetorch.space import SearchSpace
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(study_dir / "journal.sqlite")
+    journal.set_meta("strategy", "random")
+    journal.set_meta("metric", "val_mse")
+    journal.set_meta("direction", "minimize")
+    journal.set_meta("space", json.dumps(SPACE))
+    space = SearchSpace.from_dict(SPACE)
+    rng = np.random.default_rng(1)
+    for number in range(n):
+        params = space.sample(rng)
+        low = 28.0 + 40.0 * (math.log10(params["optimizer.lr"]) + 2.5) ** 2
+        rows = [
+            {
+                "train_loss": low * 1.5 / (e + 1),
+                "val_mse": low + 6.0 * (1 - e),
+                "val_mae": 4.0 + 0.02 * low,
+                "seconds": 0.3,
+            }
+            for e in range(2)
+        ]
+        best_epoch = int(np.argmin([r["val_mse"] for r in rows]))
+        for e, row in enumerate(rows):
+            journal.add_epoch(number, e, row)
+        journal.put_trial(
+            Trial(
+                number,
+                params,
+                TrialState.COMPLETE,
+                score=rows[best_epoch]["val_mse"],
+                device="cpu",
+                device_name="test cpu",
+                device_seconds=0.6,
+                wall_seconds=0.7,
+                node="host",
+                epochs=2,
+                best_epoch=best_epoch,
+                attempts=1,
+            )
+        )
+    journal.set_meta("wall_seconds", "6.0")
+    best = best_trial(journal.trials(), "minimize")
+    metrics = test or {"val_mse": TEST_MSE, "val_mae": 4.4}
+    ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
+    journal.complete_evaluation(ev, metrics, metrics.get("val_mse"), "f" * 64)
     return journal
 
 

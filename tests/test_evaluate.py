@@ -351,7 +351,7 @@ def test_an_evaluation_of_a_trial_that_is_no_longer_the_best_is_stale(tmp_path):
     assert not evaluation_is_stale(j)
     look = j.start_evaluation(0, "w" * 64, forced=False)
     assert not evaluation_is_stale(j)  # only a completed look has a result that can be stale
-    j.complete_evaluation(look, 0.9, 0.3, "t" * 64)
+    j.complete_evaluation(look, {"val_loss": 0.3, "val_accuracy": 0.9}, 0.9, "t" * 64)
     assert not evaluation_is_stale(j)
     j.put_trial(_trial(1, 0.8))  # the study was extended and found a better trial
     assert evaluation_is_stale(j)
@@ -360,7 +360,9 @@ def test_an_evaluation_of_a_trial_that_is_no_longer_the_best_is_stale(tmp_path):
     j.set_meta("direction", "minimize")  # lower is better: trial 0 is the best again
     assert not evaluation_is_stale(j)
     with pytest.raises(ValueError):
-        j.complete_evaluation(look, 0.1, 0.1, "t" * 64)  # a completed look is never rewritten
+        j.complete_evaluation(
+            look, {"val_accuracy": 0.1}, 0.1, "t" * 64
+        )  # a completed look is never rewritten
 
 
 def test_a_folder_that_is_not_a_study_gets_nothing_written(tmp_path, capsys):

@@ -182,7 +182,9 @@ def test_a_negative_optimism_gap_is_not_called_flattery(tmp_path):
     journal = journal_study(tmp_path / "s", evaluate=False)
     best = max((t for t in journal.trials() if t.score is not None), key=lambda t: t.score)
     ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
-    journal.complete_evaluation(ev, best.score + 0.02, 0.3, "f" * 64)
+    journal.complete_evaluation(
+        ev, {"val_loss": 0.3, "val_accuracy": best.score + 0.02}, best.score + 0.02, "f" * 64
+    )
     data = write_reports(tmp_path / "s", journal)
     plain = re.sub(
         r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", (tmp_path / "s" / "index.html").read_text()))

@@ -59,19 +59,19 @@ def test_summary_reports_the_optimism_of_validation_labelled(study):
 
 
 @pytest.mark.parametrize(
-    "measure, gap, says",
+    "direction, gap, says",
     [
-        ("accuracy", 0.0097, "validation was optimistic by 0.0097 ("),
-        ("accuracy", -0.0069, "test came out 0.0069 better than validation (no optimism showed"),
-        ("loss", -0.02, "validation was optimistic by 0.0200 ("),  # a lower validation loss flatters
-        ("loss", 0.02, "test came out 0.0200 better than validation ("),
-        ("accuracy", 0.00001, "validation and test agree"),
+        ("maximize", 0.0097, "validation was optimistic by 0.0097 ("),
+        ("maximize", -0.0069, "test came out 0.0069 better than validation (no optimism showed"),
+        ("minimize", -0.02, "validation was optimistic by 0.0200 ("),  # a lower validation loss flatters
+        ("minimize", 0.02, "test came out 0.0200 better than validation ("),
+        ("maximize", 0.00001, "validation and test agree"),
     ],
 )
-def test_the_optimism_gap_is_read_as_what_it_is(measure, gap, says):
+def test_the_optimism_gap_is_read_as_what_it_is(direction, gap, says):
     from tunetorch.reports.summary import optimism_reading
 
-    reading = optimism_reading({"measure": measure, "gap": gap})
+    reading = optimism_reading({"direction": direction, "gap": gap})
     assert reading.startswith(says), reading
     if not says.startswith("validation was optimistic"):
         assert "optimistic" not in reading and "flatters" not in reading

@@ -28,6 +28,7 @@ def log_journal(study_dir: Path, journal) -> None:
     """Write study_dir/tb from a journal, driving TensorBoardLog as the tuner does: each trial's
     epochs as they would have arrived (one a second), then its end; the test result; the pictures."""
     from tunetorch.reports.meta import study_meta
+    from tunetorch.reports.summary import summary
 
     meta = study_meta(journal)
     log = TensorBoardLog(study_dir, space=meta.space, metric=meta.metric, direction=meta.direction)
@@ -40,9 +41,8 @@ def log_journal(study_dir: Path, journal) -> None:
             log.epoch(running, row, wall_time=clock)
         if t.finished:
             log.trial(t, journal.epochs(t.number), trials[: i + 1])
-    e = journal.evaluations()[-1]
-    val = next(t.score for t in trials if t.number == e["trial"])
-    log.test_result(e["accuracy"], e["loss"], e["trial"], val_accuracy=val, n_trials=len(trials))
+    data = summary(journal, meta)
+    log.test_result(data["test"], data["optimism"], n_trials=len(trials))
     log.images(sum(t.finished for t in trials))
     log.close()
 
@@ -289,9 +289,15 @@ def test_the_test_result_card_says_what_a_negative_gap_is(tmp_path):
     from tensorboard.util.tensor_util import make_ndarray
 
     def card(val_accuracy: float) -> str:
+        from tunetorch.reports.summary import optimism
+
         d = tmp_path / str(val_accuracy)
         log = TensorBoardLog(d)
-        log.test_result(0.91, 0.3, 0, val_accuracy=val_accuracy, n_trials=3)
+        metrics = {"val_loss": 0.3, "val_accuracy": 0.91}
+        look = {"trial": 0, "forced": False, "value": 0.91, "metrics": metrics}
+        trial = Trial(0, {}, TrialState.COMPLETE, score=val_accuracy)
+        opt = optimism([trial], look, "val_accuracy", "maximize")
+        log.test_result(look | {"metric": "val_accuracy"}, opt, n_trials=3)
         log.close()
         (event,) = _acc(d / "tb" / "study").Tensors("study/test_result/text_summary")
         return make_ndarray(event.tensor_proto).item().decode()

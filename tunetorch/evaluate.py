@@ -2,8 +2,9 @@
 
 After the search, the best trial's weights (best.pt) are evaluated on the test split
 once. The look is journaled as *started* (trial, the weights' sha256, forced or not)
-before the split is read, and *completed* (accuracy, loss, the split's sha256) after, so a
-look that was killed half-way still counts: its result may have been seen. A second look
+before the split is read, and *completed* after (every metric the validation step returns on
+the test split, the study's metric among them, the split's sha256), so a look that was killed
+half-way still counts: its result may have been seen. A second look
 is refused unless forced, and a forced one is flagged in summary.json: a test score that
 can be looked at again and again turns into a validation score.
 
@@ -45,7 +46,7 @@ from tunetorch.history import best_trial, stale_test
 from tunetorch.journal import Journal
 from tunetorch.lock import StudyLock
 from tunetorch.trial import Trial
-from tunetorch.words import count
+from tunetorch.words import count, test_parts
 
 OPTIONS = ("study.dir", "force", "device")
 USAGE = "python -m tunetorch.evaluate study.dir=PATH [force=true|false] [device=cpu|cuda|cuda:N]"
@@ -56,16 +57,21 @@ def evaluate_best(
 ) -> dict[str, Any]:
     """Score the best trial's weights on the test split, once, recorded before and after.
 
-    The caller holds the study's lock (StudyLock). Returns accuracy, loss, trial, forced,
+    The caller holds the study's lock (StudyLock). Returns metrics (every metric on the test
+    split), metric (the study's) and value (its test value, None where it has no test
+    counterpart), accuracy and loss (metrics' val_accuracy and val_loss, or None), trial, forced,
     n_test, test_hash, weights_hash, restored (a note when best.pt was restored, else None)."""
+    from tunetorch.reports.meta import study_meta
+
     study_dir = Path(study_dir)
-    best = best_trial(journal.trials(), journal.get_meta("direction") or "maximize")
+    meta = study_meta(journal)
+    best = best_trial(journal.trials(), meta.direction)
     if best is None:
         raise UsageError(f"study.dir: {study_dir} has no completed trial to evaluate")
     looks = journal.evaluations()
     stale = evaluation_is_stale(journal)
     if looks and not force:
-        raise UsageError(_already_looked(study_dir, looks[-1], best, stale))
+        raise UsageError(_already_looked(study_dir, looks[-1], best, stale, meta.metric))
     forced = bool(looks) or stale
     # Everything is checked and built before the look is recorded: the stored config's targets,
     # then the weights the journal recorded for the trial, loaded into its model.
@@ -81,15 +87,21 @@ def evaluate_best(
             "the test split was not read, so no look was spent"
         ) from None
     scored = _score_on_test(model, data, int(cfg.study.seed), device, study_dir, cfg.dataset.get("_target_"))
+    metrics = scored["metrics"]
+    value = metrics.get(meta.metric)  # the study's metric, where the validation step returns it
     try:
-        journal.complete_evaluation(look, scored["accuracy"], scored["loss"], scored["test_hash"])
+        journal.complete_evaluation(look, metrics, value, scored["test_hash"])
     except (sqlite3.Error, OSError, EnvironmentFault) as e:
         raise EnvironmentFault(
-            f"study.dir: {study_dir}: test accuracy {scored['accuracy']:.4f} was measured but cannot be "
+            f"study.dir: {study_dir}: test {_scores(meta.metric, metrics)} was measured but cannot be "
             f"recorded ({_cause(e)}); the look stays recorded as started and counts as one"
         ) from None
     return {
         **scored,
+        "metric": meta.metric,
+        "value": value,
+        "accuracy": metrics.get("val_accuracy"),
+        "loss": metrics.get("val_loss"),
         "trial": best.number,
         "forced": forced,
         "weights_hash": weights_hash,
@@ -163,7 +175,8 @@ def _score_on_test(
     model: Any, data: Any, seed: int, device: str, study_dir: Path, target: Any
 ) -> dict[str, Any]:
     """Everything that touches the test data, in one place: called only after the look was
-    journaled as started. -> {"loss", "accuracy", "n_test", "test_hash"}
+    journaled as started. -> {"metrics": what the validation step returned on the test split,
+    "n_test", "test_hash"}
 
     A data module whose test() raises (a user's module: a missing file, a bug) or a test split
     the model cannot score is one line, EnvironmentFault (exit 1), naming the module and the
@@ -182,18 +195,20 @@ def _score_on_test(
     except Exception as e:  # noqa: BLE001 - a user's data module may raise anything
         raise EnvironmentFault(f"dataset.test() raised {_one_line(e)}{module}; {note}") from None
     try:
-        metrics = validate(model, test, device)
+        metrics = {name: float(value) for name, value in validate(model, test, device).items()}
         n_test, test_hash = len(test), split_hash(test)
     except Exception as e:  # noqa: BLE001 - a split of the wrong shape, type or labels
         raise EnvironmentFault(
             f"dataset.test(){module} returned a split the model cannot score: {_one_line(e)}; {note}"
         ) from None
-    return {
-        "loss": metrics["val_loss"],
-        "accuracy": metrics["val_accuracy"],
-        "n_test": n_test,
-        "test_hash": test_hash,
-    }
+    return {"metrics": metrics, "n_test": n_test, "test_hash": test_hash}
+
+
+def _scores(metric: str, metrics: dict[str, float]) -> str:
+    """'accuracy 0.9417': the study's metric as measured on the test split, or, where it has no
+    test counterpart, every metric that was (words.test_parts)."""
+    head, others = test_parts(metric, metrics)
+    return ", ".join(f"{name} {value:.4f}" for name, value in ([head] if head else others))
 
 
 def _one_line(e: BaseException) -> str:
@@ -273,9 +288,9 @@ def _check_loadable(path: Path) -> None:
         raise UsageError(f"study.dir: {path} holds no model weights (a state dict was expected)")
 
 
-def _already_looked(study_dir: Path, last: dict, best: Trial, stale: bool) -> str:
+def _already_looked(study_dir: Path, last: dict, best: Trial, stale: bool, metric: str) -> str:
     if last["status"] == "completed":
-        seen = f"trial {last['trial']}, accuracy {last['accuracy']:.4f}"
+        seen = f"trial {last['trial']}, {_scores(metric, last['metrics'])}"
     else:
         seen = f"trial {last['trial']}: that look started and never completed, its result may have been seen"
     note = (
@@ -343,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (study_dir / "journal.sqlite").is_file():
             raise UsageError(f"study.dir: {study_dir} holds no journal.sqlite; is it a study directory?")
         with StudyLock(study_dir):
-            result = _evaluate_locked(study_dir, device, args["force"] == "true")
+            result, summary = _evaluate_locked(study_dir, device, args["force"] == "true")
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -355,14 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if result["restored"]:
         print(f"note: {result['restored']}")
-    flag = " (FORCED re-evaluation, flagged in summary.json)" if result["forced"] else ""
-    print(
-        f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} (trial {result['trial']}){flag}"
-    )
+    from tunetorch.reports.terminal import test_line
+
+    print(test_line(summary["test"], summary.get("optimism"), n_test=result["n_test"]))
     return 0
 
 
-def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any]:
+def _evaluate_locked(study_dir: Path, device: str, force: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         journal = Journal(study_dir / "journal.sqlite")
     except sqlite3.Error as e:
@@ -370,10 +384,9 @@ def _evaluate_locked(study_dir: Path, device: str, force: bool) -> dict[str, Any
             f"study.dir: {study_dir}: the journal cannot be opened for writing ({e})"
         ) from None
     try:
-        result, _ = look(study_dir, journal, device=device, force=force)
+        return look(study_dir, journal, device=device, force=force)
     finally:
         journal.close()
-    return result
 
 
 def look(
@@ -384,7 +397,6 @@ def look(
     device: str = "cpu",
     force: bool = False,
     strategy: str | None = None,
-    val_accuracy: float | None = None,
     n_trials: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The look (`evaluate_best`) and what follows it, for tune and evaluate alike: the reports
@@ -402,9 +414,7 @@ def look(
     summary = write_reports(study_dir, journal, strategy or journal.get_meta("strategy") or "?")
     # The running study's TensorBoard stays open for its caller; the study's own is closed here.
     with nullcontext(tb) if tb is not None else _study_tensorboard(study_dir, journal) as board:
-        board.test_result(
-            result["accuracy"], result["loss"], result["trial"], val_accuracy=val_accuracy, n_trials=n_trials
-        )
+        board.test_result(summary["test"], summary.get("optimism"), n_trials=n_trials)
         board.images(step=summary["n_trials"])
     return result, summary
 

@@ -131,13 +131,15 @@ def pruned_per_rung(trials: Iterable[Trial]) -> dict[int, int]:
     return dict(sorted(counts.items()))
 
 
+def completed_looks(evaluations: Iterable[dict]) -> list[dict]:
+    """The looks at the test split whose result was recorded, oldest first (a look journaled as
+    started and never completed counts as a look, but has no result)."""
+    return [e for e in evaluations if e.get("status") == "completed"]
+
+
 def stale_test(evaluations: Iterable[dict], trials: Iterable[Trial], direction: str = "maximize") -> bool:
     """True when the last completed test result is of a trial that is no longer the best (a study
     resumed and extended after its evaluation): a new look at the test split must be forced."""
-    completed = [
-        e
-        for e in evaluations
-        if e.get("status", "completed") == "completed" and e.get("accuracy") is not None
-    ]
+    completed = completed_looks(evaluations)
     best = best_trial(trials, direction)
     return bool(completed) and best is not None and completed[-1]["trial"] != best.number

@@ -12,6 +12,17 @@ is opened for writing: a damaged one is refused and left byte for byte as it is.
 not an SQLite database, or not a tunetorch journal, is bad input instead (exit 2): the user
 named the wrong folder.
 
+Formats: a journal of the current layout (FORMAT, 4) is read and written as it is. A journal of
+format 3, the layout before the test split's every metric was recorded, is migrated when it is
+opened (every Journal is opened for writing; the study's lock is held by then): in one transaction
+the evaluations table gains its `metrics` and `value` columns and the format becomes 4; a fault
+half-way (a full disk) rolls it all back, leaving format 3 as it was. No record is rewritten (the
+looks are evaluate.py's to write): a completed look without `metrics` is one format 3 recorded,
+and `evaluations` reads it as format 3 meant it, metrics {"val_loss": loss, "val_accuracy":
+accuracy} and value the one of the two that is the study's metric (else None: format 3 kept no
+other). Read-only readers (`read_meta`, identity's check) read only meta and trials, which the
+two formats share. Older layouts (1, 2) are refused with one line.
+
 Over 350 lines as one concept: the schema, each record's reads and writes, and the mapping of
 SQLite's faults, which must sit beside the writes they guard.
 """
@@ -21,13 +32,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.trial import Trial, TrialState
 
-FORMAT = "tunetorch-journal/3"
+FORMAT = "tunetorch-journal/4"
+# Journals of the layout before this one, migrated as they are opened (the module's docstring).
+MIGRATED_FORMATS = ("tunetorch-journal/3",)
 # Journals of an older layout are refused with one line instead of being misread: format 1 (flat
 # parameter names, a fixed epoch table), format 2 (no sha256 of each trial's weights, so nothing
 # binds best.pt to the trial it claims to be; and a study's identity written by the command line
@@ -70,10 +84,12 @@ CREATE TABLE IF NOT EXISTS evaluations (
     forced INTEGER NOT NULL,       -- 1: an earlier look (started or completed) existed
     status TEXT NOT NULL,          -- started (written before the test split is read) | completed
     time REAL NOT NULL,            -- when the look started
-    accuracy REAL,                 -- the rest is filled in when the look completes
-    loss REAL,
+    accuracy REAL,                 -- the rest is filled in when the look completes: metrics'
+    loss REAL,                     --   val_accuracy and val_loss where the validation step returned them
     test_hash TEXT,                -- sha256 of the test split that was evaluated
-    completed_time REAL
+    completed_time REAL,
+    metrics TEXT,                  -- JSON: every metric the validation step returned on the test split
+    value REAL                     -- the study's metric on the test split (NULL: it has no test counterpart)
 );
 """
 
@@ -106,7 +122,23 @@ class Journal:
                     Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             raise
         if existed:
-            check_format(self.get_meta("format"), self.path)
+            try:
+                check_format(self.get_meta("format"), self.path)
+                self._migrate()
+            except (EnvironmentFault, UsageError):
+                conn.close()
+                raise
+
+    def _migrate(self) -> None:
+        """A format-3 journal becomes format 4, whole or not at all (the module's docstring)."""
+        if self.get_meta("format") not in MIGRATED_FORMATS:
+            return  # a current journal is opened without a write: it may be read-only
+        with self._tx():
+            if self.get_meta("format") not in MIGRATED_FORMATS:  # read again under the write lock
+                return
+            self._db.execute("ALTER TABLE evaluations ADD COLUMN metrics TEXT")
+            self._db.execute("ALTER TABLE evaluations ADD COLUMN value REAL")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT,))
 
     def close(self) -> None:
         self._db.close()
@@ -199,22 +231,56 @@ class Journal:
             )
         return int(cur.lastrowid)
 
-    def complete_evaluation(self, evaluation: int, accuracy: float, loss: float, test_hash: str) -> None:
+    def complete_evaluation(
+        self, evaluation: int, metrics: Mapping[str, float], value: float | None, test_hash: str
+    ) -> None:
+        """The look's result: every metric the validation step returned on the test split, and
+        `value`, the study's metric among them (None: it has no test counterpart)."""
         with self._tx():
             cur = self._db.execute(
-                "UPDATE evaluations SET status = 'completed', accuracy = ?, loss = ?, test_hash = ?,"
-                " completed_time = ? WHERE id = ? AND status = 'started'",
-                (accuracy, loss, test_hash, time.time(), evaluation),
+                "UPDATE evaluations SET status = 'completed', metrics = ?, value = ?, accuracy = ?,"
+                " loss = ?, test_hash = ?, completed_time = ? WHERE id = ? AND status = 'started'",
+                (
+                    json.dumps(dict(metrics)),
+                    value,
+                    metrics.get("val_accuracy"),
+                    metrics.get("val_loss"),
+                    test_hash,
+                    time.time(),
+                    evaluation,
+                ),
             )
             if cur.rowcount != 1:
                 raise ValueError(f"evaluation {evaluation} is not a started evaluation of this journal")
 
     def evaluations(self) -> list[dict[str, Any]]:
         """Every look, oldest first: trial, weights_hash, forced, status ('started' | 'completed'),
-        time, and accuracy, loss, test_hash (None while started)."""
-        keys = ("trial", "weights_hash", "forced", "status", "time", "accuracy", "loss", "test_hash")
+        time, and, None while started: metrics (name -> value, as the validation step returned
+        them on the test split), value (the study's metric among them; None where it has none),
+        accuracy and loss (metrics' val_accuracy and val_loss, None where absent), test_hash.
+        A look format 3 recorded reads as the module's docstring says."""
+        keys = (
+            "trial",
+            "weights_hash",
+            "forced",
+            "status",
+            "time",
+            "metrics",
+            "value",
+            "accuracy",
+            "loss",
+            "test_hash",
+        )
         rows = self._db.fetchall(f"SELECT {', '.join(keys)} FROM evaluations ORDER BY id")
-        return [dict(zip(keys, r, strict=True)) | {"forced": bool(r[2])} for r in rows]
+        looks = [dict(zip(keys, r, strict=True)) | {"forced": bool(r[2])} for r in rows]
+        metric = self.get_meta("metric") if any(e["metrics"] is None for e in looks) else None
+        for e in looks:
+            if e["metrics"] is not None:
+                e["metrics"] = json.loads(e["metrics"])
+            elif e["status"] == "completed":  # format 3's record: accuracy and loss
+                e["metrics"] = {"val_loss": e["loss"], "val_accuracy": e["accuracy"]}  # validate()'s order
+                e["value"] = e["metrics"].get(metric or "")
+        return looks
 
 
 _TRIAL_COLUMNS = (
@@ -343,13 +409,14 @@ def fault(path: Path, e: sqlite3.Error) -> Exception:
 
 def check_format(fmt: str | None, path: Path) -> None:
     """Refuse a journal of an older layout, or a file that is no tunetorch journal: the rule for
-    the Journal opening a file and for identity's read before anything is opened."""
+    the Journal opening a file and for identity's read before anything is opened. A format the
+    Journal migrates as it opens it passes."""
     if fmt in OLDER_FORMATS:
         raise UsageError(
             f"study.dir: {path.parent} was made by an older tunetorch layout ({fmt}); "
             "start it again in a new study.dir"
         )
-    if fmt != FORMAT:
+    if fmt != FORMAT and fmt not in MIGRATED_FORMATS:
         raise UsageError(f"study.dir: {path} is not a tunetorch journal (format {fmt!r}, expected {FORMAT})")
 
 

@@ -176,11 +176,12 @@ def evaluate_when_asked(
     import sys
 
     from tunetorch.evaluate import evaluation_is_stale, look
+    from tunetorch.history import completed_looks
     from tunetorch.reports import terminal
 
     journal, study_dir, best = opened.journal, opened.study_dir, opened.study.best
     if evaluation_is_stale(journal):
-        last = [e for e in journal.evaluations() if e["status"] == "completed"][-1]
+        last = completed_looks(journal.evaluations())[-1]
         print(
             f"warning: the test result on record is of trial {last['trial']}, no longer the best "
             f"(trial {best.number}); {terminal.evaluate_command(study_dir, force=True)} "
@@ -196,15 +197,8 @@ def evaluate_when_asked(
             if summary.get("test"):
                 print(terminal.test_line(summary["test"], summary.get("optimism")))
         else:
-            metric = str(cfg.study.metric)
             result, summary = look(
-                study_dir,
-                journal,
-                tb,
-                device=device,
-                strategy=strategy,
-                val_accuracy=best.score if metric == "val_accuracy" else None,
-                n_trials=len(opened.study.trials),
+                study_dir, journal, tb, device=device, strategy=strategy, n_trials=len(opened.study.trials)
             )
             print(terminal.test_line(summary["test"], summary.get("optimism"), n_test=result["n_test"]))
     return summary

@@ -7,6 +7,9 @@
     cost_unit(["cuda:0", "cpu"])          'GPU minutes'   (any GPU: GPU minutes)
     cost_unit(["cpu"])                    'CPU minutes'
     shown_epoch(0)                       1               (people count epochs from 1)
+    measure("val_accuracy")              'accuracy'      (a metric as read on either split)
+    test_name("val_mse")                 'test mse'
+    validation_name("perplexity")        'validation perplexity'
 
 The cost unit: a study is costed in the minutes its trials held a device, "GPU minutes" (the
 budget's key is `budget.gpu_minutes`); a study that ran on the CPU only says "CPU minutes" for
@@ -16,12 +19,20 @@ Epochs: the journal counts a trial's epochs from 0 (its rows, `Trial.best_epoch`
 person reads (the terminal, index.html, trials.csv, summary.json, TensorBoard) counts from 1, and
 converts with `shown_epoch` here and nowhere else.
 
+Metrics: a study's metric is named as its validation step names it (study.metric: val_accuracy,
+val_mse, perplexity). The test split is scored by the same validation step, so its test value is
+the value of the same key there, and both are read under one name, the key less its "val_"
+prefix: val_accuracy is "validation accuracy" and "test accuracy", val_mse "test mse", perplexity
+"test perplexity". A metric the validation step does not return (train_loss) has no test
+counterpart, and every report says so (`no_test_counterpart`) instead of showing another in its
+place.
+
 Standard library only: the search loop, the budget and the reports all import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 GPU_MINUTES = "GPU minutes"
@@ -73,3 +84,38 @@ def shown_epoch(epoch: int | None) -> int | None:
 def times(n: int) -> str:
     """'once', 'twice', '3 times': how often something happened (the looks at the test split)."""
     return {1: "once", 2: "twice"}.get(int(n), count(int(n), "time"))
+
+
+def measure(metric: str) -> str:
+    """A metric as people read it on either split: its name less the validation step's "val_"
+    prefix ('val_accuracy' -> 'accuracy', 'val_mse' -> 'mse', 'perplexity' -> 'perplexity')."""
+    return metric[len("val_") :] if metric.startswith("val_") and len(metric) > len("val_") else metric
+
+
+def test_name(metric: str) -> str:
+    """'test accuracy' for val_accuracy, 'test mse' for val_mse, 'test perplexity' for perplexity."""
+    return f"test {measure(metric)}"
+
+
+def validation_name(metric: str) -> str:
+    """'validation accuracy' for val_accuracy, 'validation mse' for val_mse."""
+    return f"validation {measure(metric)}"
+
+
+def test_parts(
+    metric: str, metrics: Mapping[str, float]
+) -> tuple[tuple[str, float] | None, list[tuple[str, float]]]:
+    """A look's test metrics (`metrics`: what the validation step returned on the test split) as
+    people read them: (the study metric's (measure, value), or None where it has no test
+    counterpart; the others' (measure, value), in the order the step returned them)."""
+    head = (measure(metric), metrics[metric]) if metric in metrics else None
+    return head, [(measure(k), v) for k, v in metrics.items() if k != metric]
+
+
+def no_test_counterpart(metric: str, metrics: Iterable[str]) -> str:
+    """Why a look shows no test value of the study's metric, and no optimism."""
+    returned = ", ".join(metrics) or "nothing"
+    return (
+        f"the study's metric {metric} has no test counterpart (the test split is scored by the "
+        f"validation step, which returned {returned}), so validation and test are not compared"
+    )

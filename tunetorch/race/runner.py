@@ -200,6 +200,7 @@ def _race_training(entrant: Entrant) -> tuple[int, list]:
 def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, Any]:
     """race_figure's (and save_race_gif's) keyword arguments for this race."""
     from tunetorch.reports.terminal import budget_text
+    from tunetorch.words import validation_name
 
     surface = optimum = None
     if plan.landscape is not None:
@@ -221,7 +222,8 @@ def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, 
         "budget_trials": budget.n_trials,
         "max_epochs": int(cfg.trainer.epochs),
         "unit": unit,
-        "score_label": "score" if plan.landscape is not None else "validation accuracy",
+        # the study's metric as every report reads it (words.validation_name: "validation accuracy")
+        "score_label": "score" if plan.landscape is not None else validation_name(str(cfg.study.metric)),
         "title": f"Race on {objective}: budget "
         f"{budget_text(budget, unit)} per entrant, "
         f"seed {cfg.study.seed}",

@@ -62,13 +62,11 @@ def write_reports(study_dir: Path, journal: Journal, strategy: str | None = None
 
 
 def _test_marker(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The test score on the study's own scale, for progress.png; None when the measures differ."""
+    """The test score on the study's own scale (its metric on the test split), for progress.png;
+    None where the metric has no test counterpart."""
+    from tunetorch.words import test_name
+
     test = data.get("test")
-    if not test:
+    if not test or test["value"] is None:
         return None
-    metric = data["metric"]
-    if metric.endswith("accuracy"):
-        return {"trial": test["trial"], "value": test["accuracy"], "label": "test accuracy"}
-    if metric.endswith("loss"):
-        return {"trial": test["trial"], "value": test["loss"], "label": "test loss"}
-    return None
+    return {"trial": test["trial"], "value": test["value"], "label": test_name(data["metric"])}

@@ -41,7 +41,7 @@ from tunetorch.reports.terminal import (
 )
 from tunetorch.reports.trials_table import trials_table
 from tunetorch.trial import Trial
-from tunetorch.words import GPU_MINUTES, count, minutes, times
+from tunetorch.words import GPU_MINUTES, count, minutes, no_test_counterpart, test_name, test_parts, times
 
 SECTIONS = (
     ("trials", "Trials"),
@@ -177,12 +177,11 @@ def _cards(summary: Mapping[str, Any], metric: str, unit: str) -> str:
         cards.append(_card(f"best {metric}", f"{format_score(best['val_score'])} (trial {best['trial']})"))
     if test:
         looks = int(summary.get("test_evaluations") or 1)
-        cards.append(
-            _card(
-                f"test accuracy (evaluated {times(looks)})",
-                f"{format_score(test['accuracy'])} (trial {test['trial']})",
-            )
-        )
+        if test["value"] is None:
+            name, value = "test", f"trial {test['trial']}: {test['metric']} has no test counterpart"
+        else:
+            name, value = test_name(test["metric"]), f"{format_score(test['value'])} (trial {test['trial']})"
+        cards.append(_card(f"{name} (evaluated {times(looks)})", value))
     if opt:
         cards.append(_card("optimism of validation", f"{opt['gap']:+.4f}", "opt"))
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -205,9 +204,10 @@ def _best_and_test(summary: Mapping[str, Any], metric: str, study_dir: Path) -> 
     looks = int(summary.get("test_evaluations") or 1)
     forced = " <strong>(forced re-evaluation)</strong>" if summary.get("test_forced") else ""
     parts.append(
-        f'<p id="test">test accuracy <strong>{format_score(test["accuracy"])}</strong> (loss '
-        f"{format_score(test['loss'])}) of trial {test['trial']}, evaluated {times(looks)}{forced}.</p>"
+        f'<p id="test">{_test_scores(test)} of trial {test["trial"]}, evaluated {times(looks)}{forced}.</p>'
     )
+    if test["value"] is None:
+        parts.append(f'<p id="optimism">{e(no_test_counterpart(test["metric"], test["metrics"]))}.</p>')
     if opt:
         m = opt["measure"]
         reading = opt.get("reading") or optimism_reading(opt)
@@ -218,6 +218,18 @@ def _best_and_test(summary: Mapping[str, Any], metric: str, study_dir: Path) -> 
             f'<p class="note">{e(opt["label"])}.</p>'
         )
     return parts
+
+
+def _test_scores(test: Mapping[str, Any]) -> str:
+    """'test accuracy <strong>0.9694</strong> (loss 0.0673)', words.test_parts as the page shows
+    it: every value to 4 decimals, the study's metric in bold; all of them where it has no test
+    counterpart."""
+    head, others = test_parts(test["metric"], test["metrics"])
+    shown = ", ".join(f"{e(name)} {format_score(value)}" for name, value in others)
+    if head is None:
+        return f"test {shown}"
+    first = f"test {e(head[0])} <strong>{format_score(head[1])}</strong>"
+    return f"{first} ({shown})" if shown else first
 
 
 def _importance(summary, trials, space, metric: str, direction: str) -> list[str]:

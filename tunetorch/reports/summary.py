@@ -3,7 +3,23 @@
 Epochs are counted from 1 here as everywhere a person reads them (`best_epoch` 3 is the third
 epoch); the journal keeps its own 0-based count, converted by tunetorch/words.py: shown_epoch.
 The cost is in `gpu_minutes` (the budget's unit), labelled by `words.trials_cost_unit`: "GPU minutes", or
-"CPU minutes" for a study that ran on the CPU only."""
+"CPU minutes" for a study that ran on the CPU only.
+
+The test block, summary.json's "test" (null until a look completed), the newest completed look:
+
+    accuracy, loss   the validation step's val_accuracy and val_loss on the test split (a
+                     classifier's, as before); absent where it returned no such metric
+    trial, forced    the trial evaluated; whether the look was forced (an earlier look existed)
+    status, weights_hash
+    metric           the study's metric (study.metric), as the validation step names it
+    value            that metric on the test split; null where it has no test counterpart
+                     (study.metric=train_loss: the test split is scored by the validation step)
+    metrics          every metric the validation step returned on the test split, by its names
+
+"optimism" compares the study's metric on both splits (null without a test counterpart):
+measure (the metric as read, words.measure: "accuracy" for val_accuracy), metric, direction,
+trial, val_<measure>, test_<measure>, gap (validation minus test) and its reading. Every value
+comes from the journal, so the file can be rebuilt from it at any time."""
 
 from __future__ import annotations
 
@@ -13,11 +29,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunetorch.history import best_trial, count_state, device_minutes, pruned_per_rung, stale_test
+from tunetorch.history import (
+    best_trial,
+    completed_looks,
+    count_state,
+    device_minutes,
+    pruned_per_rung,
+    sign,
+    stale_test,
+)
 from tunetorch.journal import Journal
 from tunetorch.reports.meta import StudyMeta
 from tunetorch.trial import Trial, TrialState
-from tunetorch.words import shown_epoch, trials_cost_unit
+from tunetorch.words import measure, shown_epoch, trials_cost_unit
 
 OPTIMISM_LABEL = (
     "optimism of validation: the chosen trial's validation score minus its test score (gap), on "
@@ -28,13 +52,14 @@ OPTIMISM_LABEL = (
 
 
 def optimism_reading(optimism: Mapping[str, Any]) -> str:
-    """What this gap is, in words: validation optimistic (it looks better than test: a higher
-    accuracy, a lower loss), test better than validation, or the two level (to 4 decimals)."""
-    measure, gap = optimism["measure"], float(optimism["gap"])
+    """What this gap (validation minus test) is, in words, in the metric's `direction`: validation
+    optimistic (it looks better than test: higher where higher is better, lower where lower is),
+    test better than validation, or the two level (to 4 decimals)."""
+    gap = float(optimism["gap"])
     size = f"{abs(gap):.4f}"
     if size == f"{0:.4f}":
         return "validation and test agree (no optimism showed; quote the test score)"
-    if (gap > 0) if measure != "loss" else (gap < 0):
+    if sign(optimism["direction"]) * gap > 0:
         return (
             f"validation was optimistic by {size} (the best of many trials on the validation split "
             "is partly luck; quote the test score)"
@@ -73,7 +98,7 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
     evaluations = journal.evaluations()
     # Every look at the test split counts, even one that never completed (its result may have
     # been seen); the result shown is the newest completed one.
-    completed = [e for e in evaluations if e.get("accuracy") is not None]
+    completed = completed_looks(evaluations)
     last = completed[-1] if completed else None
     return {
         "strategy": meta.strategy,
@@ -100,53 +125,46 @@ def summary(journal: Journal, meta: StudyMeta, importance: dict[str, Any] | None
         "device_unit": trials_cost_unit(trials),
         "wall_seconds": wall,
         "device_busy": {k: (v / wall if wall > 0 else None) for k, v in per_device.items()},
-        "test": None if last is None else _test(last),
+        "test": None if last is None else _test(last, meta.metric),
         "test_evaluations": len(evaluations),
         "test_incomplete": len(evaluations) - len(completed),
         "test_forced": any(e["forced"] for e in evaluations),
         # the test result on record belongs to a trial that is no longer the best (an extended study)
         "test_stale": stale_test(evaluations, trials, meta.direction),
-        "optimism": None if last is None else optimism(journal, trials, last, meta.metric),
+        "optimism": None if last is None else optimism(trials, last, meta.metric, meta.direction),
         "importance": importance,
     }
 
 
-def _test(evaluation: dict[str, Any]) -> dict[str, Any]:
-    out = {k: evaluation[k] for k in ("accuracy", "loss", "trial", "forced")}
-    for k in ("status", "weights_hash"):  # newer journals record these
-        if k in evaluation:
-            out[k] = evaluation[k]
-    return out
+def _test(evaluation: dict[str, Any], metric: str) -> dict[str, Any]:
+    # a classifier's keys, as before; a model whose validation step returns no such metric has none
+    out = {k: evaluation[k] for k in ("accuracy", "loss") if evaluation[k] is not None}
+    out |= {k: evaluation[k] for k in ("trial", "forced", "status", "weights_hash")}
+    return out | {"metric": metric, "value": evaluation["value"], "metrics": evaluation["metrics"]}
 
 
 def optimism(
-    journal: Journal, trials: list[Trial], evaluation: dict[str, Any], metric: str
+    trials: list[Trial], evaluation: dict[str, Any], metric: str, direction: str
 ) -> dict[str, Any] | None:
-    """The evaluated trial's validation score against its test score, on the same measure.
+    """The evaluated trial's validation score against its test score, on the study's metric.
 
-    The test split is scored by accuracy and loss; the validation side is the same measure read
-    from the trial's scored epoch (its kept weights), so the two are comparable whatever the
-    study's own metric is.
-    """
+    The validation side is the trial's score (the study's metric at the epoch whose weights were
+    kept and scored on the test split); the test side the same metric, as the validation step
+    returned it on the test split. None where the metric has no test counterpart."""
     trial = next((t for t in trials if t.number == evaluation["trial"]), None)
-    if trial is None:
+    if trial is None or trial.score is None or evaluation["value"] is None:
         return None
-    measure = "loss" if metric.endswith("loss") else "accuracy"
-    rows = journal.epochs(trial.number)
-    row = next((r for r in rows if r["epoch"] == trial.best_epoch), rows[-1] if rows else None)
-    val = None if row is None else row.get(f"val_{measure}")
-    if val is None and measure == "accuracy" and metric == "val_accuracy":
-        val = trial.score
-    if val is None:
-        return None
-    test = float(evaluation[measure])
+    m = measure(metric)
+    val, test = float(trial.score), float(evaluation["value"])
     out = {
         "label": OPTIMISM_LABEL,
-        "measure": measure,
+        "measure": m,
+        "metric": metric,
+        "direction": direction,
         "trial": trial.number,
-        f"val_{measure}": float(val),
-        f"test_{measure}": test,
-        "gap": float(val) - test,
+        f"val_{m}": val,
+        f"test_{m}": test,
+        "gap": val - test,
     }
     return out | {"reading": optimism_reading(out)}
 

@@ -43,7 +43,7 @@ from typing import Any
 from tunetorch.reports.hparams import GROUP, experiment_proto, session_end, session_start
 from tunetorch.space import SearchSpace
 from tunetorch.trial import Trial, TrialState
-from tunetorch.words import shown_epoch, trials_cost_unit
+from tunetorch.words import no_test_counterpart, shown_epoch, trials_cost_unit
 
 IMAGES = ("progress.png", "params.png", "importance.png")
 DRAW_EVERY = 10  # the progress picture is redrawn at most once per 10 times its drawing time
@@ -214,23 +214,26 @@ class TensorBoardLog:
     # --- after the search ---------------------------------------------------------------------
     def test_result(
         self,
-        accuracy: float,
-        loss: float,
-        trial: int,
+        test: Mapping[str, Any],
+        optimism: Mapping[str, Any] | None = None,
         *,
-        val_accuracy: float | None = None,
         n_trials: int | None = None,
     ) -> None:
-        """The one test evaluation, a single value: a text card saying what it is (not a lone dot)."""
+        """The one test evaluation (`test`, `optimism`: summary.json's), a single value: a text card
+        saying what it is (not a lone dot), worded as the terminal words it (terminal.test_scores)."""
         from tunetorch.reports.summary import optimism_reading
+        from tunetorch.reports.terminal import format_score, test_scores
 
-        text = f"**test accuracy {accuracy:.4f}** (loss {loss:.4f}) of trial {trial}, evaluated once"
-        if val_accuracy is not None:
-            gap = val_accuracy - accuracy
-            reading = optimism_reading({"measure": "accuracy", "gap": gap})
+        trial = int(test["trial"])
+        once = "a forced re-evaluation" if test.get("forced") else "evaluated once"
+        text = f"{test_scores(test, rest=format_score, bold='**')} of trial {trial}, {once}"
+        if test.get("value") is None:
+            text += f"; {no_test_counterpart(test['metric'], test['metrics'])}"
+        elif optimism and optimism.get("trial") == trial:
+            m = optimism["measure"]
             text += (
-                f"; validation accuracy {val_accuracy:.4f}, optimism of validation (validation minus "
-                f"test) {gap:+.4f}: {reading}"
+                f"; validation {m} {format_score(optimism[f'val_{m}'])}, optimism of validation "
+                f"(validation minus test) {optimism['gap']:+.4f}: {optimism_reading(optimism)}"
             )
         text += "."
         self.study.add_text("study/test_result", text, max(n_trials or 0, trial))
@@ -274,10 +277,12 @@ def figure_pixels(fig: Any) -> Any:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3]
 
 
-def write_race_tensorboard(root: Path, results: dict[str, list[Trial]], fig: Any) -> None:
-    """A race's TensorBoard (`python -m tunetorch.race`): tb/<entrant>, the best score so far under
-    one tag (race/best_score), step = device seconds (TensorBoard steps are integers), so the
-    entrants overlay in one chart; tb/figure, race.png (`fig`).
+def write_race_tensorboard(
+    root: Path, results: dict[str, list[Trial]], fig: Any, direction: str = "maximize"
+) -> None:
+    """A race's TensorBoard (`python -m tunetorch.race`): tb/<entrant>, the best score so far (in
+    the study's `direction`) under one tag (race/best_score), step = device seconds (TensorBoard
+    steps are integers), so the entrants overlay in one chart; tb/figure, race.png (`fig`).
 
     Rebuilt from the trials each time, so a resumed race does not log its curves twice.
     """
@@ -288,7 +293,7 @@ def write_race_tensorboard(root: Path, results: dict[str, list[Trial]], fig: Any
     for name, trials in results.items():
         shutil.rmtree(root / name, ignore_errors=True)
         with SummaryWriter(str(root / name)) as w:
-            for minutes, best, _ in best_so_far(trials):
+            for minutes, best, _ in best_so_far(trials, direction):
                 w.add_scalar("race/best_score", best, int(round(minutes * 60)))
     shutil.rmtree(root / "figure", ignore_errors=True)
     with SummaryWriter(str(root / "figure")) as w:

@@ -22,7 +22,15 @@ from typing import Any
 from tunetorch.budget import Budget
 from tunetorch.history import ranked
 from tunetorch.trial import Trial, TrialState
-from tunetorch.words import GPU_MINUTES, count, minutes, shown_epoch, trials_cost_unit
+from tunetorch.words import (
+    GPU_MINUTES,
+    count,
+    minutes,
+    no_test_counterpart,
+    shown_epoch,
+    test_parts,
+    trials_cost_unit,
+)
 
 # Trials shorter than this print no epoch ticks: their finished line follows soon enough.
 EPOCH_TICK_AFTER_SECONDS = 5.0
@@ -198,6 +206,20 @@ def optimism_text(optimism: Mapping[str, Any]) -> str:
     return f"validation {m} {format_score(optimism[f'val_{m}'])}: {optimism_reading(optimism)}"
 
 
+def test_scores(test: Mapping[str, Any], rest: Any = format_value, bold: str = "") -> str:
+    """A look's test metrics, worded once for the terminal and TensorBoard (words.test_parts):
+    'test accuracy 0.9694 (loss 0.0673)', 'test mse 31.2000 (mae 4.1)': the study's metric to 4
+    decimals (`bold` around it, e.g. "**"), the others as `rest` writes them; where the metric has
+    no test counterpart, all of them: 'test loss 0.0673, accuracy 0.969'. `test`: summary.json's
+    "test" (or evaluate's result)."""
+    head, others = test_parts(test["metric"], test["metrics"])
+    shown = [f"{name} {rest(float(value))}" for name, value in others]
+    if head is None:
+        return f"{bold}test {', '.join(shown)}{bold}" if shown else "no test metric"
+    first = f"{bold}test {head[0]} {format_score(float(head[1]))}{bold}"
+    return f"{first} ({', '.join(shown)})" if shown else first
+
+
 def test_line(
     test: Mapping[str, Any],
     optimism: Mapping[str, Any] | None = None,
@@ -206,14 +228,14 @@ def test_line(
 ) -> str:
     """The test result on one line: 'test accuracy 0.9417 (loss 0.213) of trial 3 on 360 held-out
     examples, evaluated once; validation accuracy 0.9514: validation was optimistic by 0.0097 (...)'.
-    `test`: summary.json's "test" (or evaluate's result); `optimism`: summary.json's "optimism"."""
+    `test`: summary.json's "test" (or evaluate's result); `optimism`: summary.json's "optimism".
+    A study whose metric has no test counterpart says so where the optimism would be."""
     on = f" on {count(n_test, 'held-out example')}" if n_test else ""
-    once = "a forced re-evaluation, flagged in summary.json" if test.get("forced") else "evaluated once"
-    line = (
-        f"test accuracy {format_score(test['accuracy'])} (loss {format_value(float(test['loss']))}) "
-        f"of trial {test['trial']}{on}, {once}"
-    )
-    if optimism and optimism.get("trial") == test["trial"]:
+    once = "a FORCED re-evaluation, flagged in summary.json" if test.get("forced") else "evaluated once"
+    line = f"{test_scores(test)} of trial {test['trial']}{on}, {once}"
+    if test.get("value") is None:
+        line += f"; {no_test_counterpart(test['metric'], test['metrics'])}"
+    elif optimism and optimism.get("trial") == test["trial"]:
         line += f"; {optimism_text(optimism)}"
     return line
 
@@ -221,7 +243,7 @@ def test_line(
 def optimism_line(optimism: Mapping[str, Any] | None) -> str | None:
     """'test accuracy 0.9417 of trial 0; validation accuracy 0.9514: validation was optimistic by
     0.0097 (...)'. The test result with its optimism on one line: prefer `test_line`, which also
-    gives the loss and the examples."""
+    gives the other test metrics and the examples."""
     if not optimism:
         return None
     m = optimism["measure"]
