@@ -130,7 +130,7 @@ def _build(cfg: Any, trial: Trial, device: str) -> tuple[Any, Any]:
     tcfg = build.trial_config(cfg, trial.params)
     build.check(tcfg, trial.params)
     data = build.data_module(tcfg)
-    return build.model(tcfg, data.input_shape, data.n_classes).to(device), data
+    return build.model(tcfg, *build.model_inputs(data)).to(device), data
 
 
 def _load(model: Any, weights_path: Path, device: str) -> None:
@@ -181,7 +181,7 @@ def _score_on_test(
     A data module whose test() raises (a user's module: a missing file, a bug) or a test split
     the model cannot score is one line, EnvironmentFault (exit 1), naming the module and the
     exception: the look was journaled as started and stays so (`spent`)."""
-    from tunetorch.training.datasets import split_hash
+    from tunetorch.training.datasets import n_examples, split_hash
     from tunetorch.training.trainer import validate
 
     module = f" (data module {target})"
@@ -196,7 +196,7 @@ def _score_on_test(
         raise EnvironmentFault(f"dataset.test() raised {_one_line(e)}{module}; {note}") from None
     try:
         metrics = {name: float(value) for name, value in validate(model, test, device).items()}
-        n_test, test_hash = len(test), split_hash(test)
+        n_test, test_hash = n_examples(test), split_hash(test)
     except Exception as e:  # noqa: BLE001 - a split of the wrong shape, type or labels
         raise EnvironmentFault(
             f"dataset.test(){module} returned a split the model cannot score: {_one_line(e)}; {note}"

@@ -95,7 +95,7 @@ def _run_entrants(cfg: Any, plan: Plan, race_dir: Path, objective: str) -> int:
     tmp = race_dir / "race.tmp.gif"  # Pillow reads the format from the suffix
     save_race_gif(tmp, plan.space, results, **kwargs)
     os.replace(tmp, race_dir / "race.gif")
-    write_race_tensorboard(race_dir / "tb", results, fig)
+    write_race_tensorboard(race_dir / "tb", results, fig, direction=str(cfg.study.direction))
     summary = _summary(cfg, plan, results, codes, unit, objective)
     (race_dir / "race.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary, unit)
@@ -256,7 +256,7 @@ def _summary(
     }
     for name, trials in results.items():
         entrant = next(e for e in plan.entrants if e.name == name)
-        best = best_trial(trials)
+        best = best_trial(trials, str(cfg.study.direction))
         finished = [t for t in trials if t.finished]
         out["strategies"][name] = {
             "n_trials": len(finished),
