@@ -99,3 +99,24 @@ def test_the_language_model_example_uses_its_own_optimiser_and_is_tested_once_on
     assert summary["test_evaluations"] == 1
     assert set(summary["test"]["metrics"]) == {"val_loss", "val_bits_per_byte"}
     assert "test loss" in out.stdout and "accuracy" not in out.stdout
+
+
+def test_a_metric_the_steps_do_not_return_is_one_line_before_anything_is_written(tmp_path):
+    """The sanity check (each step once, on its split's first batch) runs before the study
+    directory exists: the command's whole answer is one line and exit status 2."""
+    d = tmp_path / "study"
+    out = tune_in(
+        "regression",
+        "model=regressor",
+        "dataset=diabetes",
+        "space=regressor",
+        "study.metric=val_r2",
+        "study.direction=maximize",
+        f"study.dir={d}",
+    )
+    assert out.returncode == 2, out.stderr + out.stdout
+    assert out.stderr.strip() == (
+        "error: study.metric: 'val_r2' is not among the metrics the trial's steps returned "
+        "(train_loss, val_mse, val_mae); set study.metric to one of them"
+    ), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == "" and not d.exists()
