@@ -67,11 +67,14 @@ def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = 
     raise AssertionError("timed out waiting")
 
 
-def kill_while_a_trial_runs(proc: subprocess.Popen, study_dir: Path, ready, timeout: float = 120.0) -> list:
+def kill_while_a_trial_runs(
+    proc: subprocess.Popen, study_dir: Path, ready, timeout: float = 120.0, poll: float = 0.02
+) -> list:
     """SIGKILL the tuner at a moment its journal shows a trial RUNNING and `ready(rows)` holds, and
     return those rows. The tuner is frozen (SIGSTOP) to look, so the look and the kill see the same
     journal: between two trials no row is RUNNING (the next suggestion is being computed), and a
-    kill there would leave nothing for a resume to run again."""
+    kill there would leave nothing for a resume to run again. `poll`: seconds between looks (a
+    race's simulated trial is RUNNING for milliseconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = journal_rows(study_dir)
@@ -85,7 +88,7 @@ def kill_while_a_trial_runs(proc: subprocess.Popen, study_dir: Path, ready, time
             proc.send_signal(signal.SIGCONT)
         if proc.poll() is not None:
             raise AssertionError(f"tuner exited early ({proc.returncode}): {proc.stderr.read()}")
-        time.sleep(0.02)
+        time.sleep(poll)
     raise AssertionError("timed out waiting for a running trial")
 
 
