@@ -16,6 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two pytest workers on two cores each start trials whose workers give torch one thread per core
+# (executors/local.py): more threads than cores. OpenMP's threads spin while they wait for each
+# other, so a thread whose core is taken stalls every step of the others: a 40-epoch digits trial
+# took 30 s instead of 3 s beside the other pytest worker. Waiting threads sleep instead; the
+# threads, and so every result, are the same. Set before torch loads, for every process started.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHRINK = ["budget.n_trials=3", "trainer.epochs=1", "dataset=digits", "tuner.devices=cpu", "tuner.workers=1"]
 
