@@ -1,7 +1,7 @@
 """Dispatch benchmark: what the pool adds per trial, and how busy it keeps a device.
 
     nice -n 5 .venv/bin/python scripts/bench_dispatch.py [--reps 5] [--trials 200] [--workers 2]
-        [--backends local,ray] [--tune-reps 1]
+        [--backends local,ray] [--tune-reps 1] [--one-cluster]
         [--data-root ../shared/data] [--gpu-trials 32] [--gpu-epochs 2] [--cpu-trials 20]
         [--cpu-epochs 10] [--out FILE]
 
@@ -25,6 +25,9 @@
    on the Ray backend (a two-node cluster on this machine in a network namespace of its own,
    one CPU slot per node; its own child run, its own cluster). Timing starts once every worker
    is ready (data loaded), so worker start and data loading are excluded.
+
+`--one-cluster`: both Ray parts in one child on one cluster (one CPU a node; `--workers` 3 at
+most), started once instead of twice: for a quick check of the script (tests/test_scripts.py).
 
 The tables are printed as markdown; `--out` also writes them with the machine and command.
 Top-level imports are the standard library only: spawned workers re-import this file.
@@ -175,15 +178,14 @@ def ray_tuner(workers: int, address: str):
 def inside_namespace(args) -> dict:
     """The Ray rows, run inside the network namespace: a head and one added node. Overhead:
     `workers // 2` CPUs each; the Ray backend with `workers` CPU slots, then Ray Tune on the
-    same cluster. Utilisation: one CPU each, so 2 slots are one per node."""
+    same cluster. Utilisation: one CPU each, so 2 slots are one per node. Both (--one-cluster):
+    the one cluster of one CPU a node serves the two parts in turn."""
     import ray
 
     from tests import _toy_tasks as tasks
     from tunetorch.executors import open_executor
 
-    if args.ray_part == "utilisation":
-        return ray_utilisation(args)
-    cluster, started = two_node_cluster(max(1, args.workers // 2))
+    cluster, started = two_node_cluster(1 if args.ray_part != "overhead" else max(1, args.workers // 2))
     out: dict = {"cluster_start": started}
     try:
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
@@ -192,10 +194,12 @@ def inside_namespace(args) -> dict:
             pool = open_executor(ray_tuner(args.workers, cluster.address), tasks.setup, tasks.instant)
             return pool, time.perf_counter()
 
-        if "ray" in args.backends:
+        if args.ray_part != "utilisation" and "ray" in args.backends:
             out["ray"] = pool_rows(args.trials, args.workers, args.reps, open_ray)
-        if "tune" in args.backends:
+        if args.ray_part != "utilisation" and "tune" in args.backends:
             out["tune"] = tune_rows(args)
+        if args.ray_part != "overhead" and "ray" in args.backends:
+            out["runs"] = ray_utilisation(args, cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -260,12 +264,20 @@ def ray_in_namespace(args, part: str = "overhead") -> dict | str:
 
 
 def overhead(args) -> str:
+    """The overhead table. With --one-cluster, the Ray utilisation runs come back with its Ray
+    rows: kept in args.ray_utilisation for utilisation()."""
     n_trials, workers, reps = args.trials, args.workers, args.reps
     table = [
         ("local pool (processes)", local_rows(n_trials, workers, reps) if "local" in args.backends else None)
     ]
     notes = []
-    ray_part = ray_in_namespace(args) if {"ray", "tune"} & set(args.backends) else None
+    ray_part = None
+    if {"ray", "tune"} & set(args.backends):
+        ray_part = ray_in_namespace(
+            args, "both" if args.one_cluster and not args.skip_utilisation else "overhead"
+        )
+        if args.one_cluster:
+            args.ray_utilisation = ray_part
     if isinstance(ray_part, str):
         notes.append(f"Ray rows {ray_part}")
     elif ray_part is not None:
@@ -470,7 +482,7 @@ def utilisation(args) -> list[str]:
             print(f"  cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
     notes = []
     if "ray" in args.backends:
-        ray_part = ray_in_namespace(args, "utilisation")
+        ray_part = args.ray_utilisation if args.one_cluster else ray_in_namespace(args, "utilisation")
         if isinstance(ray_part, str):
             notes.append(f"Ray rows {ray_part}")
         else:
@@ -496,31 +508,24 @@ def utilisation(args) -> list[str]:
     return out
 
 
-def ray_utilisation(args) -> dict:
+def ray_utilisation(args, address: str) -> list:
     """The CPU utilisation study on the Ray backend, inside the namespace: 1 and 2 workers
-    over a head and one added node of one CPU each (2 workers: one slot per node)."""
-    import ray
-
+    over the cluster at `address`, a head and one added node of one CPU each (2 workers: one
+    slot per node)."""
     from tunetorch.executors import open_executor
 
-    cluster, started = two_node_cluster(1)
     runs = []
-    try:
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-        with tempfile.TemporaryDirectory() as d:
-            tmp = Path(d)
-            cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
-            for w in (1, 2):
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
+        for w in (1, 2):
 
-                def open_ray(setup, task, w=w):
-                    return open_executor(ray_tuner(w, cluster.address), setup, task)
+            def open_ray(setup, task, w=w):
+                return open_executor(ray_tuner(w, address), setup, task)
 
-                runs.append((w, utilisation_run(cfg, open_ray, args.cpu_trials, tmp)))
-                print(f"  ray cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-    return {"cluster_start": started, "runs": runs}
+            runs.append((w, utilisation_run(cfg, open_ray, args.cpu_trials, tmp)))
+            print(f"  ray cpu x {w}: {runs[-1][1]['wall']:.1f} s", file=sys.stderr)
+    return runs
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -558,6 +563,11 @@ def main() -> int:
         help="overhead rows: any of local, ray, tune (slow: Ray Tune), comma-separated",
     )
     ap.add_argument("--tune-reps", type=int, default=1, help="repetitions of the Ray Tune run")
+    ap.add_argument(
+        "--one-cluster",
+        action="store_true",
+        help="both Ray parts on one cluster of one CPU a node, started once (--workers 3 at most)",
+    )
     ap.add_argument("--inside-namespace", type=Path, help=argparse.SUPPRESS)  # the Ray part's child run
     ap.add_argument("--ray-part", default="overhead", help=argparse.SUPPRESS)  # which Ray part it runs
     ap.add_argument("--out", type=Path, help="also write the tables to this markdown file")
@@ -565,6 +575,10 @@ def main() -> int:
     args = ap.parse_args()
     args.data_root = args.data_root.expanduser().resolve()
     args.backends = [b for b in args.backends.split(",") if b]
+    if args.one_cluster and args.workers // 2 > 1:
+        ap.error(
+            f"--workers: {args.workers} with --one-cluster; the overhead run's nodes have one CPU: 3 at most"
+        )
     if args.inside_namespace:
         args.inside_namespace.write_text(json.dumps(inside_namespace(args)))
         return 0

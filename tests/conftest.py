@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -15,6 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two pytest workers on two cores each start trials whose workers give torch one thread per core
+# (executors/local.py): more threads than cores. OpenMP's threads spin while they wait for each
+# other, so a thread whose core is taken stalls every step of the others: a 40-epoch digits trial
+# took 30 s instead of 3 s beside the other pytest worker. Waiting threads sleep instead; the
+# threads, and so every result, are the same. Set before torch loads, for every process started.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHRINK = ["budget.n_trials=3", "trainer.epochs=1", "dataset=digits", "tuner.devices=cpu", "tuner.workers=1"]
 
@@ -82,9 +89,9 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path
     return folder
 
 
-def run_in_process(command: str, *args: str) -> subprocess.CompletedProcess:
+def run_in_process(command: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """`python -m tunetorch.COMMAND ARGS` (tune or race) through the command's own `main()`, in this
-    process, from ROOT: the exit status, stdout and stderr the command gives, without a new
+    process, from `cwd`: the exit status, stdout and stderr the command gives, without a new
     interpreter's start-up (and torch's import) for each case of a table of refusals. Each table
     also runs one case as a real subprocess, for what only the interpreter shows (its exit)."""
     from tunetorch import tune
@@ -92,17 +99,20 @@ def run_in_process(command: str, *args: str) -> subprocess.CompletedProcess:
 
     main = {"tune": tune.main, "race": runner.main}[command]
     out, err, code = io.StringIO(), io.StringIO(), 0
-    argv, cwd, hydra_full_error = sys.argv, os.getcwd(), os.environ.pop("HYDRA_FULL_ERROR", None)
+    argv, here, hydra_full_error = sys.argv, os.getcwd(), os.environ.pop("HYDRA_FULL_ERROR", None)
     sys.argv = [f"tunetorch.{command}", *args]
-    os.chdir(ROOT)
+    os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main()
     except SystemExit as e:  # as the interpreter turns it into an exit status
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
+        # A command's process ends after it: what it left open (a finished study's journal, whose
+        # close folds the write-ahead log into journal.sqlite) is closed then, not some cases later.
+        gc.collect()
         sys.argv = argv
-        os.chdir(cwd)
+        os.chdir(here)
         if hydra_full_error is not None:
             os.environ["HYDRA_FULL_ERROR"] = hydra_full_error
     return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())

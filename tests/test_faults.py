@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,11 +67,14 @@ def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = 
     raise AssertionError("timed out waiting")
 
 
-def kill_while_a_trial_runs(proc: subprocess.Popen, study_dir: Path, ready, timeout: float = 120.0) -> list:
+def kill_while_a_trial_runs(
+    proc: subprocess.Popen, study_dir: Path, ready, timeout: float = 120.0, poll: float = 0.02
+) -> list:
     """SIGKILL the tuner at a moment its journal shows a trial RUNNING and `ready(rows)` holds, and
     return those rows. The tuner is frozen (SIGSTOP) to look, so the look and the kill see the same
     journal: between two trials no row is RUNNING (the next suggestion is being computed), and a
-    kill there would leave nothing for a resume to run again."""
+    kill there would leave nothing for a resume to run again. `poll`: seconds between looks (a
+    race's simulated trial is RUNNING for milliseconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = journal_rows(study_dir)
@@ -84,8 +88,31 @@ def kill_while_a_trial_runs(proc: subprocess.Popen, study_dir: Path, ready, time
             proc.send_signal(signal.SIGCONT)
         if proc.poll() is not None:
             raise AssertionError(f"tuner exited early ({proc.returncode}): {proc.stderr.read()}")
-        time.sleep(0.02)
+        time.sleep(poll)
     raise AssertionError("timed out waiting for a running trial")
+
+
+def killed_meanwhile(proc: subprocess.Popen, study_dir: Path, ready, work):
+    """work() in this thread (a study in this process: signal handlers need the main thread) while
+    another kills `proc` as kill_while_a_trial_runs does; returns (work's result, the rows at the
+    kill). The uninterrupted study and the one killed run at once, not one after the other."""
+    seen: dict = {}
+
+    def kill() -> None:
+        try:
+            seen["rows"] = kill_while_a_trial_runs(proc, study_dir, ready)
+        except BaseException as e:  # raised below, in the test's own thread
+            seen["error"] = e
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        result = work()
+    finally:
+        killer.join()
+    if "error" in seen:
+        raise seen["error"]
+    return result, seen["rows"]
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -119,9 +146,9 @@ def finished(rows):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The same small study, never interrupted."""
+    """The same small study, never interrupted (in this process: the runs under test are the commands)."""
     d = tmp_path_factory.mktemp("ref") / "study"
-    out = run_tune(*SMALL_BAYES, f"study.dir={d}")
+    out = run_in_process("tune", *SMALL_BAYES, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
     return journal_rows(d)
 
@@ -140,7 +167,7 @@ def test_sigkill_of_the_tuner_loses_nothing_and_resume_matches_an_uninterrupted_
     # Orphaned workers notice their tuner is gone and exit instead of holding the device.
     wait_for(lambda: not any(alive(p) for p in workers), timeout=15)
 
-    out = run_tune(*SMALL_BAYES, f"study.dir={d}")
+    out = run_in_process("tune", *SMALL_BAYES, f"study.dir={d}")  # the resume: what it does, not its exit
     assert out.returncode == 0, out.stderr
     assert "resuming" in out.stdout and f"{count(len(before), 'finished trial')} kept" in out.stdout
     after = journal_rows(d)
@@ -160,18 +187,22 @@ SMALL_ASHA += ["+scheduler=asha", "study.evaluate=false", "model.width=16"]
 def test_sigkill_mid_rung_and_resume_makes_the_decisions_of_an_uninterrupted_run(tmp_path):
     """The rung values live in the journal: after a SIGKILL while trials are being pruned, the
     resumed study prunes, scores and proposes exactly as the uninterrupted one did."""
-    ref = tmp_path / "reference"
-    out = run_tune(*SMALL_ASHA, f"study.dir={ref}")
+    ref, d = tmp_path / "reference", tmp_path / "study"
+    proc = start_tune(*SMALL_ASHA, f"study.dir={d}")
+    # killed once a trial has been pruned, while a later one is mid-rung; meanwhile, in this
+    # process, the uninterrupted reference (the runs under test are the command's)
+    out, _ = killed_meanwhile(
+        proc,
+        d,
+        lambda rows: sum(r[1] == "PRUNED" for r in rows) >= 2,
+        lambda: run_in_process("tune", *SMALL_ASHA, f"study.dir={ref}"),
+    )
     assert out.returncode == 0, out.stderr
     reference = journal_rows(ref)
     assert any(r[1] == "PRUNED" for r in reference) and any(r[1] == "COMPLETE" for r in reference)
 
-    d = tmp_path / "study"
-    proc = start_tune(*SMALL_ASHA, f"study.dir={d}")
-    # killed once a trial has been pruned, while a later one is mid-rung
-    kill_while_a_trial_runs(proc, d, lambda rows: sum(r[1] == "PRUNED" for r in rows) >= 2)
     before = finished(journal_rows(d))
-    out = run_tune(*SMALL_ASHA, f"study.dir={d}")
+    out = run_in_process("tune", *SMALL_ASHA, f"study.dir={d}")
     assert out.returncode == 0, out.stderr
     after = journal_rows(d)
     assert set(before) <= set(after)
@@ -209,7 +240,8 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried(tmp_path):
 
 def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tmp_path):
     d = tmp_path / "study"
-    out = run_tune(
+    out = run_in_process(
+        "tune",
         *SHRINK,
         "budget.n_trials=10",
         "trainer.epochs=30",
@@ -236,17 +268,18 @@ def test_nan_loss_fails_the_trial_early_and_a_run_of_failures_stops_the_study(tm
 
 def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_path):
     d = tmp_path / "study"
-    # batch_size 0 makes the training loop itself raise (a division by zero batches); 1 trains,
-    # slowly (a step per image). The seeded grid's order starts 0, 1: trial 0 fails and trial 1,
-    # after it, completes: the search went on, at the cost of one batch-size-1 trial.
-    out = run_tune(
+    # batch_size 0 makes the training loop itself raise (a division by zero batches); 128 trains.
+    # The seeded grid's order starts 0, 128: trial 0 fails and trial 1, after it, completes: the
+    # search went on.
+    out = run_in_process(
+        "tune",
         *SHRINK,
         "budget.n_trials=2",
-        "+space.trainer.batch_size={type:int,low:0,high:1}",
+        "+space.trainer.batch_size={type:int,low:0,high:128}",
         "trainer.epochs=1",
         "+strategy=grid",
         "strategy.resolution=2",
-        "model.width=16",  # a step per image: 16 units, not 256, keep each step cheap
+        "model.width=16",
         f"study.dir={d}",
     )
     assert out.returncode == 0, out.stderr
@@ -255,7 +288,7 @@ def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_pa
     assert failed and all(
         t.params["trainer.batch_size"] == 0 and "ZeroDivisionError" in t.error for t in failed
     )
-    assert all(t.params["trainer.batch_size"] == 1 for t in trials if t.state == TrialState.COMPLETE)
+    assert all(t.params["trainer.batch_size"] == 128 for t in trials if t.state == TrialState.COMPLETE)
     assert len(trials) == 2 and "test accuracy" in out.stdout
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]  # went on past it
 
@@ -263,7 +296,7 @@ def test_an_exception_in_training_fails_that_trial_and_the_search_goes_on(tmp_pa
 @pytest.fixture(scope="module")
 def existing(tmp_path_factory):
     d = tmp_path_factory.mktemp("existing") / "study"
-    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={d}")
+    out = run_in_process("tune", *SHRINK, "budget.n_trials=2", f"study.dir={d}")
     assert out.returncode == 0, out.stderr
     return d
 
@@ -336,7 +369,7 @@ def test_a_corrupt_or_foreign_journal_is_refused(content, tmp_path):
     else:
         (d / "journal.sqlite").write_bytes(content)
     before = snapshot(d)
-    out = run_tune(*SHRINK, f"study.dir={d}")
+    out = run_in_process("tune", *SHRINK, f"study.dir={d}")
     assert out.returncode == 2, out.stderr
     line = out.stderr.strip()
     assert "\n" not in line and "journal.sqlite" in line and "use a new study.dir" in line
@@ -346,10 +379,10 @@ def test_a_corrupt_or_foreign_journal_is_refused(content, tmp_path):
 def test_an_unwritable_study_dir_is_refused(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    out = run_tune(*SHRINK, f"study.dir={blocker}/study")
+    out = run_in_process("tune", *SHRINK, f"study.dir={blocker}/study")
     assert out.returncode == 2 and f"study.dir: {blocker}/study cannot be made" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
-    out = run_tune(*SHRINK, f"study.dir={blocker}")
+    out = run_in_process("tune", *SHRINK, f"study.dir={blocker}")
     assert out.returncode == 2 and "is a file, not a folder" in out.stderr
 
 
@@ -363,7 +396,7 @@ def test_an_unwritable_study_dir_is_refused(tmp_path):
     ],
 )
 def test_a_study_dir_that_cannot_be_one_is_refused(value, message, tmp_path):
-    out = run_tune(*SHRINK, f"study.dir={value}", cwd=tmp_path)
+    out = run_in_process("tune", *SHRINK, f"study.dir={value}", cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
 
@@ -376,7 +409,7 @@ def test_a_study_of_an_older_layout_is_refused_in_one_line(existing, tmp_path):
     db.commit()
     db.close()
     before = snapshot(d)
-    out = run_tune(*SHRINK, "budget.n_trials=2", f"study.dir={d}")
+    out = run_in_process("tune", *SHRINK, "budget.n_trials=2", f"study.dir={d}")
     assert out.returncode == 2 and "was made by an older tunetorch layout" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and snapshot(d) == before
 
@@ -482,7 +515,7 @@ def test_a_full_disk_is_one_line_keeps_completed_trials_and_the_study_resumes(wh
     assert len(before) >= 1 and all(r[1] == "COMPLETE" for r in before), before
     assert not list((kept / "checkpoints").glob("*.tmp"))  # a half-written file holds no space
 
-    out = run_tune(*args, f"study.dir={kept}")  # the same command on a disk with room
+    out = run_in_process("tune", *args, f"study.dir={kept}")  # the same command on a disk with room
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"{count(len(before), 'finished trial')} kept" in out.stdout and "test accuracy" in out.stdout
     after = journal_rows(kept)
@@ -531,7 +564,7 @@ def test_a_damaged_journal_is_one_line_and_left_byte_for_byte(where, existing, t
         db.close()
     before = snapshot(d)
 
-    out = run_tune(*SHRINK, "budget.n_trials=3", f"study.dir={d}")
+    out = run_in_process("tune", *SHRINK, "budget.n_trials=3", f"study.dir={d}")
     line = one_line(out, 1)
     assert line.startswith(f"error: study.dir: {d / 'journal.sqlite'} is damaged") and "left as it is" in line
     assert snapshot(d) == before  # not repaired, not overwritten, nothing added
@@ -565,8 +598,8 @@ def test_a_read_only_study_dir_is_an_environment_fault_and_resumes_once_writable
         if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(d)]).returncode != 0:
             pytest.skip("cannot make a folder immutable here (chattr +i)")
         try:
-            resumed = run_tune(*args, f"study.dir={d}")
-            made = run_tune(*args, f"study.dir={d}/new")
+            resumed = run_in_process("tune", *args, f"study.dir={d}")
+            made = run_in_process("tune", *args, f"study.dir={d}/new")
         finally:
             subprocess.run(["chattr", "-i", str(d)], check=True)
         reason = "is not writable"
@@ -575,7 +608,7 @@ def test_a_read_only_study_dir_is_an_environment_fault_and_resumes_once_writable
         assert line.startswith(f"error: study.dir: {target} cannot be written: {d} {reason}"), line
     assert snapshot(d) == before and not (d / "new").exists()
 
-    out = run_tune(*args, f"study.dir={d}")  # writable again: the same command resumes
+    out = run_in_process("tune", *args, f"study.dir={d}")  # writable again: the same command resumes
     assert out.returncode == 0 and "2 finished trials kept" in out.stdout, out.stdout + out.stderr
     assert [r[1] for r in journal_rows(d)] == ["COMPLETE"] * 3
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import ROOT, run_in_process
-from tests.test_race import run_race
+from tests.test_faults import kill_while_a_trial_runs
 
 # Every rung scheduler on the landscape, in process, each in its own entrant; bayes+median first
 # stops a trial once 2 trials completed. 10 trials an entrant, a small heatmap: seconds a race.
@@ -87,22 +87,24 @@ def snapshot(d: Path) -> dict[str, str]:
 
 
 def test_sigkill_mid_rung_and_mid_drawing_then_the_same_command_ends_with_the_uninterrupted_race(tmp_path):
-    ref = tmp_path / "reference"
+    d = tmp_path / "race"
+    # 1. Killed in bayes+median once it has stopped a trial at a rung, while a later trial of it
+    # runs (a resume must run that one again): random+hyperband is done, bayes+median part way,
+    # grid and bayes+asha not started. A landscape's trial is RUNNING for milliseconds, between
+    # suggestions that take far longer: looked for every half millisecond.
+    proc = start_race(*RACE, f"study.dir={d}")
+    ready = lambda rows: any(r[1] == "PRUNED" for r in rows)  # noqa: E731
+    kill_while_a_trial_runs(proc, d / "bayes+median", ready, timeout=180, poll=0.0005)
+    kept = {name: finished(d / name) for name in ENTRANTS}
+    assert len(kept["random+hyperband"]) == 10 and 0 < len(kept["bayes+median"]) < 10, kept
+    assert not (d / "race.json").exists()
     # the uninterrupted race to compare with, in this process: the runs under test are the commands
+    ref = tmp_path / "reference"
     out = run_in_process("race", *RACE, f"study.dir={ref}")
     assert out.returncode == 0, out.stderr + out.stdout
     reference = {name: [r[:4] for r in rows(ref / name)] for name in ENTRANTS}
     for name in ("random+hyperband", "bayes+median", "bayes+asha"):  # each scheduler stopped trials
         assert any(r[1] == "PRUNED" for r in reference[name]), name
-
-    d = tmp_path / "race"
-    # 1. Killed in bayes+median once it has stopped a trial at a rung: random+hyperband is done,
-    # bayes+median part way, grid and bayes+asha not started.
-    proc = start_race(*RACE, f"study.dir={d}")
-    kill_when(proc, lambda: any(r[1] == "PRUNED" for r in finished(d / "bayes+median")))
-    kept = {name: finished(d / name) for name in ENTRANTS}
-    assert len(kept["random+hyperband"]) == 10 and 0 < len(kept["bayes+median"]) < 10, kept
-    assert not (d / "race.json").exists()
 
     # 2. A changed re-run is refused in one line naming the key, before anything is written: an
     # option of the entrant that was cut short, and the landscape of every entrant so far.
@@ -128,7 +130,7 @@ def test_sigkill_mid_rung_and_mid_drawing_then_the_same_command_ends_with_the_un
 
     # 4. Once more: it ends, with every trial finished before either kill kept as it was, and the
     # race an uninterrupted run leaves, trial for trial and in race.json.
-    out = run_race(*RACE, f"study.dir={d}")
+    out = run_in_process("race", *RACE, f"study.dir={d}")  # the command's own exit: test_race.py
     assert out.returncode == 0, out.stderr + out.stdout
     for name in ENTRANTS:
         assert set(kept[name]) <= set(rows(d / name)), name

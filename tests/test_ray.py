@@ -348,10 +348,20 @@ def scenario_driver_killed(out: dict, tmp: Path) -> None:
         env.pop("HYDRA_FULL_ERROR", None)
         with open(tmp / "first.log", "w") as log:
             first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        # Killed once two trials are complete, while another is RUNNING (a resume must run it
+        # again): the driver is frozen (SIGSTOP) to look, so the look and the kill agree.
+        def ready() -> bool:
+            states = [t[1] for t in _journal(study)[0].values()]
+            return states.count("COMPLETE") >= 2 and "RUNNING" in states
+
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and first.poll() is None:
-            if sum(t[1] == "COMPLETE" for t in _journal(study)[0].values()) >= 2:
-                break
+            if ready():
+                first.send_signal(signal.SIGSTOP)
+                if ready():
+                    break
+                first.send_signal(signal.SIGCONT)
             time.sleep(0.05)
         out["killed_actors"] = _slot_actors()
         first.kill()  # SIGKILL: no finally, no atexit, no ray.shutdown() in the driver
@@ -496,6 +506,7 @@ def test_a_driver_killed_with_sigkill_resumes_on_the_same_cluster_as_with_the_lo
     after, after_epochs = out["after"]
     kept = {n: t for n, t in before.items() if t[1] == "COMPLETE"}
     assert 2 <= len(kept) < KILL_TRIALS, before  # killed mid-study
+    assert any(t[1] == "RUNNING" for t in before.values()), before  # and mid-trial
     assert out["second_exit"] == 0, out["second_stderr"]
     assert out["second_stdout"].startswith("resuming "), out["second_stdout"]
     assert f"{count(len(kept), 'finished trial')} kept" in out["second_stdout"], out["second_stdout"]

@@ -37,10 +37,10 @@ def test_bench_dispatch_prints_its_tables():
 
     out = script(
         "bench_dispatch.py",
-        *("--reps", "1", "--trials", "20", "--cpu-trials", "3", "--cpu-epochs", "1"),
+        *("--reps", "1", "--trials", "20", "--cpu-trials", "3", "--cpu-epochs", "1", "--one-cluster"),
     )
     assert "added per trial" in out.stdout and "Utilisation on the CPU" in out.stdout
-    if HAVE_RAY and _unshare_works():  # the Ray rows, from their two-node clusters
+    if HAVE_RAY and _unshare_works():  # the Ray rows, from one two-node cluster
         assert "| Ray backend (2 nodes, 1 actor each) |" in out.stdout, out.stdout
         assert "| 2 (Ray backend, 2 nodes) |" in out.stdout, out.stdout
 

@@ -245,7 +245,7 @@ def save_race_gif(
     fig = Figure(figsize=(5.0 * len(lay.names) + 1.6, 10.5), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     n = len(lay.names)
-    frames = []
+    frames, background = [], None
     for frame, k in enumerate(ks):
         if frame > 0 and k == ks[frame - 1]:  # the finished race held: the same picture again
             frames.append(frames[-1])
@@ -265,16 +265,21 @@ def save_race_gif(
             # draw_landscape drew the heatmap, then the probes, then the optimum's star (if any)
             probes = [list(ax.collections[1:-1] if lay.optimum else ax.collections[1:]) for ax in heat]
         else:
+            if background is None:
+                background = _still_background(fig, heat, bars, curves, suptitle)
+            fig.canvas.restore_region(background)
             suptitle.set_text(frame_title)
             for i, name in enumerate(lay.names):
                 for artist in probes[i]:
                     artist.remove()
                 probes[i] = draw_probes(heat[i], lay, name, i, shown[name])
+                _animate_from(heat[i], PROBE_ZORDER)
                 _redraw(bars[i])
                 draw_budget_bar(bars[i], lay, name, i, shown[name])
             _redraw(curves)
             draw_best_curves(curves, lay, shown)
-            fig.canvas.draw()
+            _animate_from(curves, CURVE_ZORDER)
+            _draw_moving(fig)
         width, height = fig.canvas.get_width_height()
         pixels = bytes(fig.canvas.buffer_rgba())
         frames.append(Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1))
@@ -282,6 +287,54 @@ def save_race_gif(
     return len(ks)
 
 
+# What later frames of race.gif change, and all drawn above it (a whole draw puts it beneath), is
+# redrawn each frame: from the probes' zorder up on a heatmap (the star, the legend, the titles
+# above them), from the lines' up on the curves (the spines, the title, the legend; their ticks,
+# grid and axis labels, beneath, stay), and the budget bars whole (their labels change).
+PROBE_ZORDER, CURVE_ZORDER = 3, 2
+
+
+def _animate_from(ax, zorder: float) -> None:
+    """Mark the artists of `ax` from `zorder` up animated: a canvas draw leaves them out."""
+    for artist in ax.get_children():
+        if artist.get_zorder() >= zorder and artist is not ax.patch:
+            artist.set_animated(True)
+
+
+def _still_background(fig, heat, bars, curves, suptitle):
+    """The figure without what later frames change, drawn once: the heatmaps, their axes, the
+    colour bars, the curves' axes and grid."""
+    for ax in heat:
+        _animate_from(ax, PROBE_ZORDER)
+    _animate_from(curves, CURVE_ZORDER)
+    for artist in (suptitle, *bars):
+        artist.set_animated(True)
+    fig.canvas.draw()
+    return fig.canvas.copy_from_bbox(fig.bbox)
+
+
+def _draw_moving(fig) -> None:
+    """Draw the animated artists over the restored background in the order a whole draw gives
+    them (the figure's axes in turn, each one's artists by zorder, the figure's title last)."""
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        if ax.get_animated():
+            ax.draw(renderer)
+            continue
+        for artist in sorted(ax.get_children(), key=lambda a: a.get_zorder()):
+            if artist.get_animated():
+                artist.draw(renderer)
+    for artist in fig.texts:  # the suptitle among them
+        if artist.get_animated():
+            artist.draw(renderer)
+
+
 def _redraw(ax) -> None:
-    """Clear `ax` for drawing again, where it was (cla() keeps the position the layout gave it)."""
-    ax.cla()
+    """Empty `ax` of what a panel function drew on it, for the function to draw again: its bars,
+    lines, texts and legend go; the axes, their limits and ticks stay (the panel functions set the
+    same ones each frame, and cla() would rebuild every tick, the costliest part of a frame)."""
+    for artist in [*ax.patches, *ax.lines, *ax.texts, *ax.collections]:
+        artist.remove()
+    ax.containers.clear()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
