@@ -141,6 +141,7 @@ SPREAD = {
     "tests/test_refusals.py",
     "tests/test_scripts.py",
     "tests/test_sealed.py",
+    "tests/test_step_examples.py",
     "tests/test_tensorboard.py",
     "tests/test_trust.py",
     "tests/test_tune_e2e.py",

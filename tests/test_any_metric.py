@@ -344,3 +344,37 @@ def test_the_races_tensorboard_keeps_the_best_in_the_studys_direction(tmp_path):
     acc = EventAccumulator(str(tmp_path / "bayes"))
     acc.Reload()
     assert [e.value for e in acc.Scalars("race/best_score")] == [3.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(("direction", "best"), [("maximize", 3), ("minimize", 1)])
+def test_the_race_figure_rings_and_curves_the_best_in_the_studys_direction(direction, best):
+    """race.png's best ring, its best-so-far curve and race.html's scene follow study.direction
+    (figure_kwargs passes it), as the race's summary and TensorBoard do."""
+    from tests.test_race import compose_race
+    from tunetorch.race import panels
+    from tunetorch.race.figure import layout, race_figure
+    from tunetorch.race.plan import make_plan
+    from tunetorch.race.runner import figure_kwargs
+    from tunetorch.space import Float, SearchSpace
+
+    cfg = compose_race("dataset=digits", "tuner.devices=cpu", f"study.direction={direction}")
+    assert figure_kwargs(cfg, make_plan(cfg), "CPU minutes", "digits")["direction"] == direction
+    space = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
+    scores = [2.0, 1.0, 2.5, 3.0, 1.5]
+    trials = [
+        Trial(i, {"x": 0.1 + 0.2 * i, "y": 0.5}, TrialState.COMPLETE, score=s, epochs=1, device_seconds=60.0)
+        for i, s in enumerate(scores)
+    ]
+    lay = layout(space, {"bayes": trials}, None, None, None, 5, "CPU minutes", "score", 20, 1, direction)
+    assert lay.direction == direction
+    ringed = []
+    original = panels.best_trial
+    panels.best_trial = lambda ok, d="maximize": ringed.append(original(ok, d)) or ringed[-1]
+    try:
+        fig = race_figure(space, {"bayes": trials}, budget_trials=5, resolution=20, direction=direction)
+    finally:
+        panels.best_trial = original
+    assert [t.number for t in ringed] == [best]
+    curve = fig.axes[-1].lines[0].get_ydata() if fig.axes[-1].lines else None
+    expected = [2.0, 2.0, 2.5, 3.0, 3.0] if direction == "maximize" else [2.0, 1.0, 1.0, 1.0, 1.0]
+    assert curve is not None and list(curve) == expected

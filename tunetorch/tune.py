@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -68,23 +69,26 @@ def _run_locked(cfg: Any, plan: Any) -> int:
 
     budget = Budget(cfg.budget.n_trials, cfg.budget.gpu_minutes)  # the rule, once (tunetorch/budget.py)
     opened = lifecycle.open_study(cfg, plan, folders=("checkpoints",))
-    if opened.resumed:
-        backfill_weights(opened.study_dir, opened.journal, opened.study.trials)
-    pool = _open_executor(cfg, plan, opened.study_dir / "checkpoints")
-    _print_opening(cfg, plan, opened, budget, [s.device for s in pool.slots])
-    with lifecycle.running(opened, cfg, plan) as tb:
-        outcome = _search(cfg, opened, pool, tb, budget)
-        summary = lifecycle.finish(opened, tb, outcome, plan.strategy)
-        _print_search_ended(opened, outcome, summary)
-        if not outcome.ok:
-            return _stopped(opened, outcome)
-        if opened.study.best is None:
-            return _none_completed(opened, summary)
-        _print_best(cfg, opened)
-        summary = lifecycle.evaluate_when_asked(cfg, opened, tb, pool.driver_device(), summary, plan.strategy)
-        _print_importance(summary)
-    _print_results(opened)
-    return 0
+    with closing(opened.journal):  # closed on every way out, not only when the process ends
+        if opened.resumed:
+            backfill_weights(opened.study_dir, opened.journal, opened.study.trials)
+        pool = _open_executor(cfg, plan, opened.study_dir / "checkpoints")
+        _print_opening(cfg, plan, opened, budget, [s.device for s in pool.slots])
+        with lifecycle.running(opened, cfg, plan) as tb:
+            outcome = _search(cfg, opened, pool, tb, budget)
+            summary = lifecycle.finish(opened, tb, outcome, plan.strategy)
+            _print_search_ended(opened, outcome, summary)
+            if not outcome.ok:
+                return _stopped(opened, outcome)
+            if opened.study.best is None:
+                return _none_completed(opened, summary)
+            _print_best(cfg, opened)
+            summary = lifecycle.evaluate_when_asked(
+                cfg, opened, tb, pool.driver_device(), summary, plan.strategy
+            )
+            _print_importance(summary)
+        _print_results(opened)
+        return 0
 
 
 def _open_executor(cfg: Any, plan: Any, checkpoints: Path) -> Any:

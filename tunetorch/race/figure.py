@@ -51,6 +51,7 @@ def layout(
     score_label,
     resolution,
     max_epochs: int | None = None,
+    direction: str = "maximize",
 ) -> Layout:
     from matplotlib.colors import Normalize
 
@@ -79,8 +80,11 @@ def layout(
     extend = "neither"
     if surface is None and len(done) >= 4:
         # Diverged trials (accuracy at chance) would stretch the scale over nothing of interest:
-        # colours span the upper three quarters of the probes, lower scores are clipped.
-        low, extend = max(low, float(np.percentile([t.score for t in done], 25))), "min"
+        # colours span the better three quarters of the probes, worse scores are clipped.
+        if direction == "maximize":
+            low, extend = max(low, float(np.percentile([t.score for t in done], 25))), "min"
+        else:
+            high, extend = min(high, float(np.percentile([t.score for t in done], 75))), "max"
     max_probes = max((len(t) for t in results.values()), default=1)
     if max_epochs is None:  # the longest any trial trained stands for a full one
         max_epochs = max((t.epochs or 0 for trials in results.values() for t in trials), default=0) or None
@@ -93,7 +97,7 @@ def layout(
     else:
         bar_kind, bar_total = "minutes", max(max(spent, default=0.0), 1e-9)
     curve_xmax = max([*spent, budget_minutes or 0.0, 1e-9]) * 1.03
-    curve_values = [c[1] for trials in results.values() for c in best_so_far(list(trials))]
+    curve_values = [c[1] for trials in results.values() for c in best_so_far(list(trials), direction)]
     if optimum is not None:
         curve_values.append(optimum[1])
     curve_ylim = None
@@ -121,6 +125,7 @@ def layout(
         budget_minutes=budget_minutes,
         budget_trials=budget_trials,
         max_epochs=max_epochs,
+        direction=direction,
     )
 
 
@@ -172,6 +177,7 @@ def race_figure(
     title: str = "The race",
     resolution: int = 120,
     max_epochs: int | None = None,
+    direction: str = "maximize",
 ):
     """The race figure; returns the matplotlib Figure (not yet saved).
 
@@ -179,6 +185,7 @@ def race_figure(
     surface(X, Y) -> scores at arrays of the two dimensions' values (exact heatmap), or None
     to interpolate from the probes. optimum: (params, score) of the known maximum, or None.
     max_epochs: a full trial's epochs, against which probes are sized (None: the most any trained).
+    direction: the study's (maximize | minimize): the best trial's ring and the best-so-far curves.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -194,6 +201,7 @@ def race_figure(
         score_label,
         resolution,
         max_epochs,
+        direction,
     )
     fig = Figure(figsize=(5.0 * len(lay.names) + 1.6, 10.5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -236,6 +244,7 @@ def save_race_gif(
         figure_kwargs.get("score_label", "validation accuracy"),
         min(int(figure_kwargs.get("resolution", 120)), 80),  # a GIF frame needs no finer heatmap
         figure_kwargs.get("max_epochs"),
+        figure_kwargs.get("direction", "maximize"),
     )
     ordered = {name: sorted(trials, key=lambda t: t.number) for name, trials in results.items()}
     longest = max((len(t) for t in ordered.values()), default=0)

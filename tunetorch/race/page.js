@@ -16,6 +16,8 @@
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
   const seconds = Math.max(0.5, Number(params.get("seconds")) || 12);
   let scene = null; // the scene shown
+  // a score better than another in the scene's direction (the study's: maximize | minimize)
+  const better = (a, b) => (scene.direction === "minimize" ? a < b : a > b);
   let tau = 0; // the race clock, in device minutes
   let state = "ready"; // ready | running | finished
   let timer = null;
@@ -225,7 +227,8 @@
         shown += 1;
         if (t.state === "PRUNED") pruned += 1;
         if (t.state !== "FAIL" && t.score !== null &&
-            (best === null || t.score > best.score || (t.score === best.score && (t.epochs || 0) > (best.epochs || 0))))
+            (best === null || better(t.score, best.score) ||
+              (t.score === best.score && (t.epochs || 0) > (best.epochs || 0))))
           best = t;
         if (best !== null) points.push([t.end, best.score]);
       });

@@ -156,6 +156,7 @@ def _scene(
         kwargs["score_label"],
         kwargs["resolution"],
         kwargs["max_epochs"],
+        kwargs["direction"],
     )
     dx, dy = plan.space.dims
     order_cmap = colormaps[ORDER_CMAP]
@@ -197,6 +198,7 @@ def _scene(
         "raced_here": raced_here,
         "unit": lay.unit,
         "score_label": lay.score_label,
+        "direction": lay.direction,  # which way a score is better: the best ring and the curves
         "budget": {
             "minutes": lay.budget_minutes,
             "trials": lay.budget_trials,

@@ -50,6 +50,7 @@ class Layout:
     budget_minutes: float | None
     budget_trials: int | None
     max_epochs: int | None  # a full trial's epochs: probes are sized against it (None: all one size)
+    direction: str = "maximize"  # the study's: which trial is best, which way the curves improve
 
 
 COLOURS = {"grid": "tab:blue", "random": "tab:orange", "bayes": "tab:green", "bayes+asha": "tab:purple"}
@@ -148,7 +149,7 @@ def draw_probes(ax, lay: Layout, name: str, i: int, trials: Sequence[Trial]) -> 
                 clip_on=False,
             )
         )
-    best = best_trial(ok)
+    best = best_trial(ok, lay.direction)
     if best is not None:
         # Above the star (zorder 6): when a strategy finds the optimum, its ring must still show.
         drawn.append(
@@ -215,7 +216,7 @@ def draw_best_curves(ax, lay: Layout, results: Mapping[str, Sequence[Trial]]) ->
     from tunetorch.history import best_so_far
 
     for i, name in enumerate(lay.names):
-        curve = best_so_far(list(results.get(name, ())))
+        curve = best_so_far(list(results.get(name, ())), lay.direction)
         if not curve:
             continue
         mins, best, _ = zip(*curve, strict=True)
@@ -247,7 +248,7 @@ def draw_best_curves(ax, lay: Layout, results: Mapping[str, Sequence[Trial]]) ->
     ax.set_title(f"Best score so far against {lay.unit}")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=9)
+        ax.legend(loc="lower right" if lay.direction == "maximize" else "upper right", fontsize=9)
 
 
 def _legend(ax, lay: Layout, results) -> None:

@@ -221,6 +221,7 @@ def figure_kwargs(cfg: Any, plan: Plan, unit: str, objective: str) -> dict[str, 
         "budget_minutes": budget.gpu_minutes,
         "budget_trials": budget.n_trials,
         "max_epochs": int(cfg.trainer.epochs),
+        "direction": str(cfg.study.direction),  # the best ring and the best-so-far curves
         "unit": unit,
         # the study's metric as every report reads it (words.validation_name: "validation accuracy")
         "score_label": "score" if plan.landscape is not None else validation_name(str(cfg.study.metric)),
