@@ -148,6 +148,9 @@ SPREAD = {
 }
 
 
+# Whole-file units that take a minute or more: started first (see pytest_collection_modifyitems).
+FIRST = ("tests/test_ray.py", "tests/test_race_faults.py")
+
 UNITS = "xdist_units.json"  # nodeid -> its work unit, written by the workers, read by the scheduler
 
 
@@ -183,7 +186,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         path, shared = item.nodeid.split("::")[0], shared_of[item.nodeid]
         units[item.nodeid] = path if path not in SPREAD else unit(shared[0]) if shared else item.nodeid
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in SPREAD)  # stable: order kept within
+    # stable: order kept within. The longest whole-file units (a Ray cluster or two, a race killed
+    # twice) go first of all: handed out last, one of them would keep one worker busy alone.
+    items.sort(
+        key=lambda item: (item.nodeid.split("::")[0] not in FIRST, item.nodeid.split("::")[0] not in SPREAD)
+    )
     # Every worker collects the same tests: whichever writes last writes the same map.
     target = Path(config.option.basetemp).parent / UNITS
     partial = target.with_name(f"{UNITS}.{os.getpid()}")
