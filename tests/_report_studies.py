@@ -23,19 +23,23 @@ FAILED = 7
 TEST_ACCURACY = 0.91
 
 
-def journal_study(study_dir: Path, n: int = 16, epochs: int = 3, evaluate: bool = True) -> Journal:
-    """A finished study written straight into a journal: accuracy peaks at lr = 10**-2.5 (the other
-    parameters barely matter), one diverged trial, three pruned, one failed, one test evaluation."""
+def _new_journal(study_dir: Path, metric: str, direction: str, seed: int):
+    """A new journal of a random search over SPACE on `metric` -> (journal, space, a seeded rng)."""
     from tunetorch.space import SearchSpace
 
     study_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(study_dir / "journal.sqlite")
     journal.set_meta("strategy", "random")
-    journal.set_meta("metric", "val_accuracy")
-    journal.set_meta("direction", "maximize")
+    journal.set_meta("metric", metric)
+    journal.set_meta("direction", direction)
     journal.set_meta("space", json.dumps(SPACE))
-    space = SearchSpace.from_dict(SPACE)
-    rng = np.random.default_rng(0)
+    return journal, SearchSpace.from_dict(SPACE), np.random.default_rng(seed)
+
+
+def journal_study(study_dir: Path, n: int = 16, epochs: int = 3, evaluate: bool = True) -> Journal:
+    """A finished study written straight into a journal: accuracy peaks at lr = 10**-2.5 (the other
+    parameters barely matter), one diverged trial, three pruned, one failed, one test evaluation."""
+    journal, space, rng = _new_journal(study_dir, "val_accuracy", "maximize", seed=0)
     for number in range(n):
         params = space.sample(rng)
         if number == DIVERGED:
@@ -101,16 +105,8 @@ def regression_study(study_dir: Path, n: int = 8, test: dict[str, float] | None 
     val_mse and val_mae), written straight into a journal, evaluated once: `test` the metrics its
     validation step returned on the test split (default: val_mse TEST_MSE, val_mae 4.4)."""
     from tunetorch.history import best_trial
-    from tunetorch.space import SearchSpace
 
-    study_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(study_dir / "journal.sqlite")
-    journal.set_meta("strategy", "random")
-    journal.set_meta("metric", "val_mse")
-    journal.set_meta("direction", "minimize")
-    journal.set_meta("space", json.dumps(SPACE))
-    space = SearchSpace.from_dict(SPACE)
-    rng = np.random.default_rng(1)
+    journal, space, rng = _new_journal(study_dir, "val_mse", "minimize", seed=1)
     for number in range(n):
         params = space.sample(rng)
         low = 28.0 + 40.0 * (math.log10(params["optimizer.lr"]) + 2.5) ** 2

@@ -13,6 +13,7 @@ import sys
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
+REGRESSION = ("model=regressor", "dataset=diabetes", "space=regressor")  # examples/regression's options
 
 
 def tune_in(project: str, *args: str) -> subprocess.CompletedProcess:
@@ -37,9 +38,7 @@ def test_the_regression_example_minimises_val_mse_and_is_tested_once_on_mse(tmp_
     d = tmp_path / "study"
     out = tune_in(
         "regression",
-        "model=regressor",
-        "dataset=diabetes",
-        "space=regressor",
+        *REGRESSION,
         "study.metric=val_mse",
         "study.direction=minimize",
         "trainer.epochs=6",
@@ -107,9 +106,7 @@ def test_a_metric_the_steps_do_not_return_is_one_line_before_anything_is_written
     d = tmp_path / "study"
     out = tune_in(
         "regression",
-        "model=regressor",
-        "dataset=diabetes",
-        "space=regressor",
+        *REGRESSION,
         "study.metric=val_r2",
         "study.direction=maximize",
         f"study.dir={d}",

@@ -59,8 +59,8 @@ def evaluate_best(
 
     The caller holds the study's lock (StudyLock). Returns metrics (every metric on the test
     split), metric (the study's) and value (its test value, None where it has no test
-    counterpart), accuracy and loss (metrics' val_accuracy and val_loss, or None), trial, forced,
-    n_test, test_hash, weights_hash, restored (a note when best.pt was restored, else None)."""
+    counterpart), trial, forced, n_test, test_hash, weights_hash, restored (a note when best.pt
+    was restored, else None)."""
     from tunetorch.reports.meta import study_meta
 
     study_dir = Path(study_dir)
@@ -100,8 +100,6 @@ def evaluate_best(
         **scored,
         "metric": meta.metric,
         "value": value,
-        "accuracy": metrics.get("val_accuracy"),
-        "loss": metrics.get("val_loss"),
         "trial": best.number,
         "forced": forced,
         "weights_hash": weights_hash,
