@@ -92,6 +92,33 @@ def test_a_look_that_never_completed_counts_but_shows_no_result(tmp_path):
     assert data["test_evaluations"] == 1 and data["test_incomplete"] == 1
 
 
+def test_a_picture_is_drawn_again_exactly_when_what_it_shows_changed(tmp_path):
+    """The reports are rewritten after the search and again after the test look: a picture whose
+    inputs did not change is kept (not drawn twice), one whose inputs changed is drawn anew."""
+    from tunetorch.history import best_trial
+
+    d = tmp_path / "s"
+    journal = journal_study(d, evaluate=False)
+    write_reports(d, journal)
+    names = ("progress.png", "params.png", "importance.png")
+    first = {name: (d / name).read_bytes() for name in names}
+    for name in names:  # a mark no drawing makes: a picture drawn again loses it
+        (d / name).write_bytes(first[name] + b"kept")
+    write_reports(d, journal)  # nothing changed
+    assert all((d / name).read_bytes() == first[name] + b"kept" for name in names)
+
+    best = best_trial(journal.trials())
+    ev = journal.start_evaluation(best.number, "0" * 64, forced=False)
+    journal.complete_evaluation(ev, {"val_accuracy": TEST_ACCURACY}, TEST_ACCURACY, "f" * 64)
+    write_reports(d, journal)  # the test score is on progress.png only
+    assert (d / "progress.png").read_bytes() not in (first["progress.png"], first["progress.png"] + b"kept")
+    assert (d / "params.png").read_bytes() == first["params.png"] + b"kept"
+
+    journal.put_trial(journal.trials()[-1].replace(score=0.5))  # a trial's score changed: all three
+    write_reports(d, journal)
+    assert all(not (d / name).read_bytes().endswith(b"kept") for name in names)
+
+
 def test_trials_csv_keeps_its_columns(study):
     d, journal, _ = study
     rows = list(csv.reader((d / "trials.csv").open()))

@@ -28,6 +28,30 @@ PRUNED_COLOUR = "tab:orange"
 FAIL_COLOUR = "black"
 
 
+# A picture's PNG records what it was drawn from (a digest of its inputs, in a text chunk): the
+# reports are rewritten after each run and after the test look, and a picture whose inputs did not
+# change is kept instead of drawn again (params.png and importance.png do not show the test score).
+INPUTS = "tunetorch inputs"
+
+
+def drawn_from(*args: Any, **kwargs: Any) -> str:
+    """The digest of a picture's inputs (trials, options): their repr, which holds every field."""
+    import hashlib
+
+    return hashlib.sha256(repr((args, sorted(kwargs.items()))).encode()).hexdigest()
+
+
+def unchanged(path: Path, inputs: str) -> bool:
+    """Whether the PNG at `path` was drawn from `inputs` (read from its header, not its pixels)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.text.get(INPUTS) == inputs
+    except (OSError, ValueError, SyntaxError):  # none there, or not a PNG we can read: draw it
+        return False
+
+
 def _figure(**kw):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -76,8 +100,10 @@ def _edge_points(ax, xs, ys, low, high, colour="0.45"):
 
 
 def plot_progress(trials: Sequence[Trial], path: Path, **kwargs: Any) -> None:
-    """progress.png (see `progress_figure`)."""
-    progress_figure(trials, **kwargs).savefig(path, dpi=110)
+    """progress.png (see `progress_figure`), unless the file there shows the same (`unchanged`)."""
+    inputs = drawn_from(trials, **kwargs)
+    if not unchanged(path, inputs):
+        progress_figure(trials, **kwargs).savefig(path, dpi=110, metadata={INPUTS: inputs})
 
 
 def progress_figure(
@@ -195,10 +221,16 @@ def _infer_dim(name: str, values: list):
 
 
 def plot_params(trials: Sequence[Trial], path: Path, **kwargs: Any) -> None:
-    """params.png (see `params_figure`); nothing is written when the trials have no parameters."""
+    """params.png (see `params_figure`); nothing is written when the trials have no parameters.
+    Not redrawn when the file there was drawn from the same trials and options (`unchanged`)."""
+    inputs = drawn_from(trials, **kwargs)
+    if unchanged(path, inputs):
+        return
     fig = params_figure(trials, **kwargs)
     if fig is not None:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, metadata={INPUTS: inputs})
+    else:
+        path.unlink(missing_ok=True)
 
 
 def params_figure(
@@ -323,6 +355,9 @@ def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
     shares = importance.get("importance") if importance else None
     if not shares:
         return False
+    inputs = drawn_from(importance)
+    if unchanged(path, inputs):
+        return True
     names = list(shares)[::-1]
     values = [shares[n] for n in names]
     fig = _figure(figsize=(7.5, 0.5 * len(names) + 1.9), layout="constrained")
@@ -339,5 +374,5 @@ def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
         trials += f", {importance['n_pruned']} pruned, by standing"
     ax.set_title(f"Which parameters mattered\n(fANOVA on a random forest, {trials})")
     ax.grid(axis="x", alpha=0.3)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, metadata={INPUTS: inputs})
     return True
