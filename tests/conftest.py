@@ -90,21 +90,21 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path
 
 
 def run_in_process(command: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`python -m tunetorch.COMMAND ARGS` (tune or race) through the command's own `main()`, in this
+    """`python -m tunetorch.COMMAND ARGS` (tune, race or evaluate) through the command's own `main()`, in this
     process, from `cwd`: the exit status, stdout and stderr the command gives, without a new
     interpreter's start-up (and torch's import) for each case of a table of refusals. Each table
     also runs one case as a real subprocess, for what only the interpreter shows (its exit)."""
-    from tunetorch import tune
+    from tunetorch import evaluate, tune
     from tunetorch.race import runner
 
-    main = {"tune": tune.main, "race": runner.main}[command]
+    main = {"tune": tune.main, "race": runner.main, "evaluate": evaluate.main}[command]
     out, err, code = io.StringIO(), io.StringIO(), 0
     argv, here, hydra_full_error = sys.argv, os.getcwd(), os.environ.pop("HYDRA_FULL_ERROR", None)
     sys.argv = [f"tunetorch.{command}", *args]
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
+            code = main() or 0  # evaluate's main returns its exit status; tune's and race's exit
     except SystemExit as e:  # as the interpreter turns it into an exit status
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:

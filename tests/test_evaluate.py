@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests.conftest import ROOT, SHRINK, run_in_process, run_tune
 from tunetorch.errors import UsageError
 from tunetorch.evaluate import evaluate_best, evaluation_is_stale
 from tunetorch.journal import Journal
@@ -130,6 +130,12 @@ def evaluate(d: Path, *args: str, env: dict | None = None) -> subprocess.Complet
     )
 
 
+def evaluate_here(d: Path, *args: str) -> subprocess.CompletedProcess:
+    """`evaluate(d, *args)` through the command's main() in this process (conftest.run_in_process),
+    for the cases that need no spy and no kill: the same exit status, stdout and stderr."""
+    return run_in_process("evaluate", f"study.dir={d}", *args)
+
+
 def looks(d: Path) -> list[dict]:
     j = Journal(d / "journal.sqlite")
     try:
@@ -173,7 +179,7 @@ def test_a_look_is_started_then_completed_and_a_second_is_forced(study, spy):
     one_error_line(evaluate(study, env=spy.env()), 2, "force:", "already evaluated", "pass force=true")
     assert snapshot(study) == before and spy.reads() == ["data.test"]  # refused: nothing read or written
 
-    out = evaluate(study, "force=true")
+    out = evaluate_here(study, "force=true")
     assert out.returncode == 0 and "FORCED" in out.stdout, out.stderr
     assert [(e["status"], e["forced"]) for e in looks(study)] == [("completed", False), ("completed", True)]
     summary = json.loads((study / "summary.json").read_text())
@@ -192,10 +198,10 @@ def test_a_look_killed_half_way_still_counts(study, spy, moment):
     assert look["status"] == "started" and look["forced"] is False and look["accuracy"] is None
     assert look["weights_hash"] == sha256(study / "best.pt")
 
-    one_error_line(evaluate(study), 2, "started and never completed", "pass force=true")
+    one_error_line(evaluate_here(study), 2, "started and never completed", "pass force=true")
     assert len(looks(study)) == 1
 
-    out = evaluate(study, "force=true")
+    out = evaluate_here(study, "force=true")
     assert out.returncode == 0 and "FORCED" in out.stdout, out.stderr
     assert [(e["status"], e["forced"]) for e in looks(study)] == [("started", False), ("completed", True)]
     summary = json.loads((study / "summary.json").read_text())
@@ -240,7 +246,7 @@ def test_best_pt_of_another_trial_is_restored_from_the_checkpoint(killed_before_
     checkpoint = d / "checkpoints" / f"trial_{best:04d}.pt"
     assert stale != best and checkpoint.is_file() and sha256(d / "best.pt") != sha256(checkpoint)
 
-    out = evaluate(d)
+    out = evaluate_here(d)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"best.pt held trial {stale}'s weights; restored the best trial {best}'s" in out.stdout
     [look] = looks(d)
@@ -256,7 +262,7 @@ def test_best_pt_of_another_trial_without_its_checkpoint_is_refused(killed_befor
     stale = int((d / "best.trial").read_text())
     before = snapshot(d)
     one_error_line(
-        evaluate(d), 2, f"holds the weights of trial {stale}, not of the best trial {best}", "is missing"
+        evaluate_here(d), 2, f"holds the weights of trial {stale}, not of the best trial {best}", "is missing"
     )
     assert snapshot(d) == before and looks(d) == []
 
@@ -266,14 +272,14 @@ def test_a_truncated_best_pt_is_restored_or_refused(study):
     checkpoints = list((study / "checkpoints").glob("trial_*.pt"))
     assert len(checkpoints) == 1 and sha256(checkpoints[0]) == sha256(best_pt)
     best_pt.write_bytes(best_pt.read_bytes()[:100])
-    out = evaluate(study)
+    out = evaluate_here(study)
     assert out.returncode == 0 and "differed from the trial's checkpoint" in out.stdout, out.stderr
     assert sha256(best_pt) == sha256(checkpoints[0]) == looks(study)[0]["weights_hash"]
 
     # without the checkpoint to restore from: refused, and no look is spent
     shutil.rmtree(study / "checkpoints")
     best_pt.write_bytes(best_pt.read_bytes()[:100])
-    one_error_line(evaluate(study, "force=true"), 2, f"study.dir: {best_pt} is unreadable (truncated")
+    one_error_line(evaluate_here(study, "force=true"), 2, f"study.dir: {best_pt} is unreadable (truncated")
     assert len(looks(study)) == 1
 
 
@@ -388,7 +394,7 @@ def test_a_data_module_whose_test_raises_is_one_line_and_the_look_stays_started(
     journaled as started, never completed, and counts: the next evaluate needs force=true."""
     d = tmp_path / "study"
     shrink = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "dataset="))]
-    out = run_tune(*shrink, *BROKEN, "budget.n_trials=2", f"study.dir={d}")
+    out = run_in_process("tune", *shrink, *BROKEN, "budget.n_trials=2", f"study.dir={d}")
     line = one_error_line(
         out,
         1,
@@ -405,9 +411,9 @@ def test_a_data_module_whose_test_raises_is_one_line_and_the_look_stays_started(
     summary = json.loads((d / "summary.json").read_text())  # rewritten: it shows the look
     assert summary["test"] is None and summary["test_evaluations"] == 1 and summary["test_incomplete"] == 1
 
-    one_error_line(evaluate(d), 2, "started and never completed", "pass force=true")
+    one_error_line(evaluate_here(d), 2, "started and never completed", "pass force=true")
     assert len(looks(d)) == 1
     one_error_line(
-        evaluate(d, "force=true"), 1, "error: dataset.test() raised ValueError", "BrokenTestDigits"
+        evaluate_here(d, "force=true"), 1, "error: dataset.test() raised ValueError", "BrokenTestDigits"
     )
     assert [(e["status"], e["forced"]) for e in looks(d)] == [("started", False), ("started", True)]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHRINK, run_tune
-from tests.test_evaluate import evaluate, looks, one_error_line
+from tests.conftest import SHRINK, run_in_process, run_tune
+from tests.test_evaluate import evaluate, evaluate_here, looks, one_error_line
 from tunetorch.errors import UsageError
 from tunetorch.journal import Journal
 
@@ -87,7 +87,8 @@ def test_a_stored_target_that_is_not_its_groups_kind_is_never_called(study, tmp_
     if isinstance(node.get("hidden"), dict):
         node["hidden"] = {k: (str(marker) if v == "MARKER" else v) for k, v in node["hidden"].items()}
     _edit_stored_config(study, group, node)
-    out = evaluate(study, "force=true")
+    # The first case as the command, in a process of its own; the rest through its main(), here.
+    out = (evaluate if group == "dataset" else evaluate_here)(study, "force=true")
     line = one_error_line(out, 2, needle)
     target = node["hidden"]["_target_"] if isinstance(node.get("hidden"), dict) else node["_target_"]
     assert target in line and line.startswith(f"error: {group}.")
@@ -123,7 +124,7 @@ def _other_weights(path: Path) -> None:
 def test_weights_the_journal_did_not_record_are_refused_and_no_look_is_spent(study):
     shutil.rmtree(study / "checkpoints")
     _other_weights(study / "best.pt")
-    out = evaluate(study, "force=true")
+    out = evaluate_here(study, "force=true")
     one_error_line(out, 2, f"study.dir: {study / 'best.pt'}", "sha256", "journal")
     assert looks(study) == [] and "test accuracy" not in out.stdout
 
@@ -133,13 +134,13 @@ def test_weights_are_restored_only_from_a_checkpoint_the_journal_recorded(study)
     checkpoint = study / "checkpoints" / f"trial_{best:04d}.pt"
     recorded = _recorded(study)[best]
     _other_weights(study / "best.pt")
-    out = evaluate(study)  # the checkpoint is the trial's own: best.pt is restored from it
+    out = evaluate_here(study)  # the checkpoint is the trial's own: best.pt is restored from it
     assert out.returncode == 0 and "restored the best trial" in out.stdout, out.stdout + out.stderr
     assert sha256(study / "best.pt") == recorded == looks(study)[0]["weights_hash"]
 
     _other_weights(study / "best.pt")
     _other_weights(checkpoint)  # neither file is the trial's now: refused
-    one_error_line(evaluate(study, "force=true"), 2, "sha256", "journal")
+    one_error_line(evaluate_here(study, "force=true"), 2, "sha256", "journal")
     assert len(looks(study)) == 1
 
 
@@ -148,7 +149,7 @@ def test_a_journal_of_the_layout_without_weight_hashes_is_refused_in_one_line(st
     db.execute("UPDATE meta SET value = 'tunetorch-journal/2' WHERE key = 'format'")
     db.commit()
     db.close()
-    one_error_line(evaluate(study, "force=true"), 2, "older tunetorch layout (tunetorch-journal/2)")
+    one_error_line(evaluate_here(study, "force=true"), 2, "older tunetorch layout (tunetorch-journal/2)")
 
 
 # --- 3. the study owns its identity ----------------------------------------------------------------
@@ -241,7 +242,7 @@ def test_a_trial_journaled_without_its_weights_hash_is_back_filled_from_its_own_
     if checkpoint == "lost":
         file.unlink()
 
-    out = run_tune(*TWO_TRIALS, f"study.dir={d}")
+    out = run_in_process("tune", *TWO_TRIALS, f"study.dir={d}")  # the resume (the kill needed a process)
     recorded = _recorded(d)
     if checkpoint == "kept":
         assert out.returncode == 0 and "test accuracy" in out.stdout, out.stdout + out.stderr
