@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests.conftest import ROOT, SHRINK, run_in_process
 from tunetorch.errors import EnvironmentFault, UsageError
 from tunetorch.journal import Journal
 from tunetorch.lock import LOCK_FILE, StudyLock
@@ -205,7 +205,7 @@ def test_a_tune_on_a_locked_study_is_refused(tmp_path, holder):
     d.mkdir()
     p = holder(d)
     before = _snapshot(d)
-    out = run_tune(*SHRINK, "budget.n_trials=1", f"study.dir={d}", timeout=120)
+    out = run_in_process("tune", *SHRINK, "budget.n_trials=1", f"study.dir={d}")
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"is in use by pid {p.pid}" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert _snapshot(d) == before

@@ -15,7 +15,7 @@ import pytest
 
 from scripts._tensorboard_server import start_tensorboard
 from tests._report_studies import DIVERGED, FAILED, PRUNED, SPACE, journal_study, real_study
-from tests.conftest import SHRINK, run_tune
+from tests.conftest import SHRINK, run_in_process
 from tests.test_faults import start_tune, wait_for
 from tunetorch.reports import write_reports
 from tunetorch.reports.hparams import experiment_proto, hparam_value
@@ -153,7 +153,7 @@ def test_a_study_grows_live_in_tensorboard_and_a_resume_adds_no_point_twice(tmp_
         proc.wait()
     trial0 = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tb / "trial_0000").iterdir()}
     assert _ended(tb / "trial_0000")
-    out = run_tune(*args)
+    out = run_in_process("tune", *args)  # the resume (the kill needed a process of its own)
     assert out.returncode == 0, out.stderr + out.stdout
     assert trial0 == {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tb / "trial_0000").iterdir()

@@ -209,7 +209,8 @@ def test_bayes_end_to_end_logs_its_internals(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     d = tmp_path / "bayes"
-    out = run_tune(
+    out = run_in_process(
+        "tune",
         "+strategy=bayes",
         "strategy.n_startup=2",
         "report.strategy_internals=true",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import _refusing_data, _toy_tasks
-from tests.conftest import ROOT, SHRINK, run_tune
+from tests.conftest import ROOT, SHRINK, run_in_process, run_tune
 from tunetorch import SearchSpace, Study, UsageError
 from tunetorch.executors.local import Pool
 from tunetorch.search import Budget, run_search
@@ -57,6 +57,6 @@ def test_tune_refused_by_a_workers_setup_is_one_line_exit_2_and_leaves_no_study(
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    out = run_tune(*SHRINK, *REFUSING, f"study.dir={kept}")
+    out = run_in_process("tune", *SHRINK, *REFUSING, f"study.dir={kept}")
     assert out.returncode == 2 and out.stderr.startswith("error: dataset.max_device_bytes: "), out.stderr
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
