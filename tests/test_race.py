@@ -552,7 +552,8 @@ def test_synthetic_race_under_a_minute_budget(tmp_path):
 
 def test_a_race_with_no_budget_given_runs_the_default_20_trials_and_says_so(tmp_path):
     d = tmp_path / "race"
-    out = run_race(
+    out = run_in_process(  # the budget rule, not the command: in this process
+        "race",
         "landscape=smooth",
         "race.strategies=[grid,random]",
         f"study.dir={d}",
@@ -811,21 +812,32 @@ def largest_pile(params: list[dict], box: float = 0.05) -> int:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_bayes_with_asha_on_bumpy_climbs_the_summit_instead_of_piling_onto_one_point(tmp_path, seed):
+def test_bayes_with_asha_on_bumpy_climbs_the_summit_instead_of_piling_onto_one_point(seed):
     """Under the joint model (fidelity=joint, the old default), seed 0 put 23 of 30 trials at lr ~0.020,
-    weight decay 0.01 (the corner), best 0.578; the ranked model spreads out and finds the summit."""
-    from tunetorch.journal import Journal
+    weight decay 0.01 (the corner), best 0.578; the ranked model spreads out and finds the summit.
+    The race's own study and search loop, in memory, as scripts/race_check.py runs them: the
+    config `python -m tunetorch.race landscape=bumpy race.strategies=[bayes+asha] budget.n_trials=30
+    study.seed=S` composes (test_synthetic_race_end_to_end runs the command)."""
+    from tunetorch.cli import compose
+    from tunetorch.race.plan import make_plan
+    from tunetorch.race.runner import make_study, race_budget
+    from tunetorch.race.synthetic import search_landscape
 
-    out = run_race(
-        "landscape=bumpy",
-        "race.strategies=[bayes+asha]",
-        "budget.n_trials=30",  # issue 18's measurement: 30 trials, as scripts/race_check.py --trials 30
-        f"study.seed={seed}",
-        f"study.dir={tmp_path}",
+    cfg = compose(
+        "race",
+        [
+            "landscape=bumpy",
+            "race.strategies=[bayes+asha]",
+            "budget.n_trials=30",  # issue 18's measurement: 30 trials, as scripts/race_check.py --trials 30
+            f"study.seed={seed}",
+            "study.dir=unused",
+        ],
     )
-    assert out.returncode == 0, out.stderr
-    best = json.loads((tmp_path / "race.json").read_text())["strategies"]["bayes+asha"]["best"]["score"]
-    trials = Journal(tmp_path / "bayes+asha" / "journal.sqlite").trials()
+    plan = make_plan(cfg)
+    [entrant] = plan.entrants
+    study = make_study(entrant)
+    search_landscape(study, plan.landscape, race_budget(cfg), seed=seed, epochs=int(cfg.trainer.epochs))
+    trials, best = study.trials, study.best.score
     assert len(trials) == 30 and sum(t.state.value == "PRUNED" for t in trials) >= 10
     assert best >= 0.9
     assert largest_pile([t.params for t in trials]) <= 6
