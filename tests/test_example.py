@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_process
 
 PROJECT = ROOT / "examples" / "my_project"
 ARGS = ["--config-dir", "conf", "model=my_net", "dataset=my_digits", "space=my_space", "tuner.devices=cpu"]
@@ -41,6 +41,13 @@ def run_in_project(*args: str, env: dict | None = None) -> subprocess.CompletedP
         text=True,
         timeout=300,
     )
+
+
+def run_here(monkeypatch, *args: str) -> subprocess.CompletedProcess:
+    """`run_in_project(*args)` through tune's main() in this process (conftest.run_in_process), with
+    the project's folder on sys.path as `python -m` puts it there (and so on its workers')."""
+    monkeypatch.syspath_prepend(str(PROJECT))
+    return run_in_process("tune", *ARGS, *args, cwd=PROJECT)
 
 
 def test_the_example_project_tunes_its_own_model_and_data_and_tests_once(tmp_path):
@@ -76,9 +83,10 @@ def test_the_example_project_tunes_its_own_model_and_data_and_tests_once(tmp_pat
     assert len(reads) == 1 and reads[0]["caller"].endswith("tunetorch/evaluate.py"), reads
 
 
-def test_a_metric_the_users_model_returns_can_be_the_score(tmp_path):
+def test_a_metric_the_users_model_returns_can_be_the_score(tmp_path, monkeypatch):
     d = tmp_path / "study"
-    out = run_in_project(
+    out = run_here(
+        monkeypatch,
         "study.metric=val_top2_accuracy",
         "budget.n_trials=2",
         "trainer.epochs=2",
@@ -95,7 +103,7 @@ def test_a_metric_the_users_model_returns_can_be_the_score(tmp_path):
         assert all(e["val_top2_accuracy"] >= e["val_accuracy"] for e in epochs)  # top-2 >= top-1
 
 
-def test_the_users_options_compose_beside_tunetorchs_and_bad_ones_are_one_line(tmp_path):
+def test_the_users_options_compose_beside_tunetorchs_and_bad_ones_are_one_line(tmp_path, monkeypatch):
     d = tmp_path / "study"
     for args, message in [
         (["model=my_nett"], "model: 'my_nett' is not one of cnn, mlp, my_net, resnet18"),
@@ -103,6 +111,6 @@ def test_the_users_options_compose_beside_tunetorchs_and_bad_ones_are_one_line(t
         (["+space.model.slopes={type:float,low:0.1,high:0.2}"], "space.model.slopes: model.slopes is not in"),
         (["+model.width=3"], "model.width: mypkg.model.LeakyNet takes no argument 'width'"),
     ]:
-        out = run_in_project(*args, f"study.dir={d}")
+        out = run_here(monkeypatch, *args, f"study.dir={d}")  # the command's refusals: test_refusals.py
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and not d.exists()
