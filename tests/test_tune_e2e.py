@@ -402,9 +402,9 @@ def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(
     spent (tunetorch/budget.py), and its first line says so."""
     d = tmp_path / "study"
     shrink = [a for a in SHRINK if not a.startswith(("budget.n_trials=", "trainer.epochs="))]
-    # Cheap trials (a 16-unit MLP; a trial's device time is mostly its fixed costs) against 0.15
-    # device minutes: over 100 trials on an idle 2-core CPU, and still about 30 when other processes
-    # slow each trial threefold (a 256-unit MLP got only 24 into 0.2 minutes at that load).
+    # Cheap trials (a 16-unit MLP, 2 epochs of batches of 512: a trial's device time is mostly its
+    # fixed costs) against 0.05 device minutes: about 140 trials on an idle 2-core CPU (410 in 0.15
+    # minutes), so still about 45 when other processes slow each trial threefold.
     args = [
         *shrink,
         "+strategy=random",
@@ -414,15 +414,15 @@ def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(
         "model.width=16",
     ]
     out = run_tune(
-        *args, "budget.gpu_minutes=0.15", "study.evaluate=false", "tuner.progress=false", f"study.dir={d}"
+        *args, "budget.gpu_minutes=0.05", "study.evaluate=false", "tuner.progress=false", f"study.dir={d}"
     )
     assert out.returncode == 0, out.stderr + out.stdout
     first = out.stdout.splitlines()[0]
     assert first.startswith(f"study {d}: strategy random, scheduler asha;"), first
-    assert "; budget 0.15 CPU minutes (no trial cap); " in first, first
-    assert "search ended: budget: budget.gpu_minutes=0.15 spent." in out.stdout
+    assert "; budget 0.05 CPU minutes (no trial cap); " in first, first
+    assert "search ended: budget: budget.gpu_minutes=0.05 spent." in out.stdout
     summary = json.loads((d / "summary.json").read_text())
-    assert summary["n_trials"] > 20 and summary["n_pruned"] > 0 and summary["gpu_minutes"] >= 0.15
+    assert summary["n_trials"] > 20 and summary["n_pruned"] > 0 and summary["gpu_minutes"] >= 0.05
 
     # The budget may change on resume: it is not the study's identity (tunetorch/identity.py), so a
     # study stored under the old default (n_trials: 20) resumes too. Here a trial count is added;
@@ -431,14 +431,14 @@ def test_a_minutes_budget_under_asha_is_spent_past_the_old_default_of_20_trials(
     again = run_in_process(
         "tune",
         *args,
-        "budget.gpu_minutes=0.15",
+        "budget.gpu_minutes=0.05",
         "budget.n_trials=20",
         "study.evaluate=false",
         f"study.dir={d}",
     )
     assert again.returncode == 0, again.stderr + again.stdout
     first = again.stdout.splitlines()[0]
-    assert first.startswith(f"resuming {d}:") and "; budget 20 trials or 0.15 CPU minutes, whichever" in first
+    assert first.startswith(f"resuming {d}:") and "; budget 20 trials or 0.05 CPU minutes, whichever" in first
     assert json.loads((d / "summary.json").read_text())["n_trials"] == summary["n_trials"]  # nothing ran
 
 
