@@ -273,7 +273,7 @@ def scenario_node_dies(out: dict, tmp: Path, cluster, node) -> None:
 
 # The driver-kill scenario: the real command, two CPU slots (one per node of 1 CPU each, so an
 # actor the killed driver left behind would hold a node's only CPU and stall the resumed run).
-KILL_TRIALS, KILL_EPOCHS = 8, 25  # about half a second a trial here: the kill lands mid-study
+KILL_TRIALS, KILL_EPOCHS = 8, 10  # about a fifth of a second a trial here: the kill lands mid-study
 KILL_TUNE = [
     "dataset=digits",
     "model=mlp",
