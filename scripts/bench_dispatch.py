@@ -3,7 +3,7 @@
     nice -n 5 .venv/bin/python scripts/bench_dispatch.py [--reps 5] [--trials 200] [--workers 2]
         [--backends local,ray] [--tune-reps 1] [--one-cluster]
         [--data-root ../shared/data] [--gpu-trials 32] [--gpu-epochs 2] [--cpu-trials 20]
-        [--cpu-epochs 10] [--out FILE]
+        [--cpu-epochs 10] [--cpu-workers 1,2] [--out FILE]
 
 1. Overhead: `--trials` trivial trials (the objective returns at once) through the pool with
    `--workers` CPU workers (tunetorch.search.run_search over a Study with random search),
@@ -21,10 +21,10 @@
 2. Utilisation: real training trials (tunetorch.training.objective.setup_training / run_training, the
    config composed from tunetorch/conf like `python -m tunetorch.tune` does). With CUDA:
    an MLP on MNIST with trials_per_device 1, 2, 4, 8 on one GPU. Always: the MLP on digits
-   with 1 and 2 CPU workers on the local pool and, with `ray` in `--backends`, the same study
-   on the Ray backend (a two-node cluster on this machine in a network namespace of its own,
-   one CPU slot per node; its own child run, its own cluster). Timing starts once every worker
-   is ready (data loaded), so worker start and data loading are excluded.
+   with 1 and 2 CPU workers (`--cpu-workers`) on the local pool and, with `ray` in
+   `--backends`, the same study on the Ray backend (a two-node cluster on this machine in a
+   network namespace of its own, one CPU slot per node; its own child run, its own cluster).
+   Timing starts once every worker is ready (data loaded), so worker start and data loading are excluded.
 
 `--one-cluster`: both Ray parts in one child on one cluster (one CPU a node; `--workers` 3 at
 most), started once instead of twice: for a quick check of the script (tests/test_scripts.py).
@@ -250,6 +250,7 @@ def ray_in_namespace(args, part: str = "overhead") -> dict | str:
             *("--trials", str(args.trials), "--workers", str(args.workers), "--reps", str(args.reps)),
             *("--tune-reps", str(args.tune_reps), "--backends", ",".join(args.backends)),
             *("--cpu-trials", str(args.cpu_trials), "--cpu-epochs", str(args.cpu_epochs)),
+            *("--cpu-workers", ",".join(map(str, args.cpu_workers))),
             *("--data-root", str(args.data_root), "--ray-part", part),
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -475,7 +476,7 @@ def utilisation(args) -> list[str]:
             )
         cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
         runs = []
-        for w in (1, 2):
+        for w in args.cpu_workers:
             runs.append(
                 (f"{w} (local pool)", utilisation_run(cfg, local_pool(["cpu"] * w), args.cpu_trials, tmp))
             )
@@ -510,15 +511,15 @@ def utilisation(args) -> list[str]:
 
 def ray_utilisation(args, address: str) -> list:
     """The CPU utilisation study on the Ray backend, inside the namespace: 1 and 2 workers
-    over the cluster at `address`, a head and one added node of one CPU each (2 workers: one
-    slot per node)."""
+    (`--cpu-workers`) over the cluster at `address`, a head and one added node of one CPU each
+    (2 workers: one slot per node)."""
     from tunetorch.executors import open_executor
 
     runs = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         cfg = compose_config("digits", args.data_root, args.cpu_epochs, tmp)
-        for w in (1, 2):
+        for w in args.cpu_workers:
 
             def open_ray(setup, task, w=w):
                 return open_executor(ray_tuner(w, address), setup, task)
@@ -556,6 +557,12 @@ def main() -> int:
     ap.add_argument("--gpu-epochs", type=int, default=2, help="epochs per MNIST trial on the GPU")
     ap.add_argument("--cpu-trials", type=int, default=20, help="trials per CPU utilisation run")
     ap.add_argument("--cpu-epochs", type=int, default=10, help="epochs per digits trial on the CPU")
+    ap.add_argument(
+        "--cpu-workers",
+        default="1,2",
+        help="worker counts of the CPU utilisation runs, comma-separated, each 1 or 2 (the Ray rows' "
+        "cluster has 2 nodes of one CPU)",
+    )
     ap.add_argument("--skip-utilisation", action="store_true")
     ap.add_argument(
         "--backends",
@@ -575,6 +582,12 @@ def main() -> int:
     args = ap.parse_args()
     args.data_root = args.data_root.expanduser().resolve()
     args.backends = [b for b in args.backends.split(",") if b]
+    try:
+        args.cpu_workers = [int(w) for w in args.cpu_workers.split(",") if w]
+    except ValueError:
+        args.cpu_workers = []
+    if not args.cpu_workers or not set(args.cpu_workers) <= {1, 2}:
+        ap.error(f"--cpu-workers: {args.cpu_workers!r} is not a comma-separated list of 1 and 2")
     if args.one_cluster and args.workers // 2 > 1:
         ap.error(
             f"--workers: {args.workers} with --one-cluster; the overhead run's nodes have one CPU: 3 at most"

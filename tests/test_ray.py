@@ -1,17 +1,22 @@
 """The Ray executor on a real two-node Ray cluster on this machine, not a mock.
 
-Each scenario runs in a subprocess inside a network namespace of its own (`unshare -n`,
-loopback up, node IP 127.0.0.1): the cluster (a `ray.cluster_utils.Cluster` head plus one
-added node, each declaring logical GPUs) and the driver (tunetorch.search.run_search over
-the Ray executor) never touch the machine's network, and TMPDIR points Ray's files into a
-folder of the test's own. The cluster is torn down by `Cluster.shutdown()`, nothing else.
+The three scenarios run in turn in one subprocess inside a network namespace of its own
+(`unshare -n`, loopback up, node IP 127.0.0.1), on one cluster: a `ray.cluster_utils.Cluster`
+head plus one added node, each declaring one CPU and one logical GPU (a cluster start and a
+Python + Ray + torch import cost several CPU-seconds each: paid once, not once a scenario).
+The cluster and the driver (tunetorch.search.run_search over the Ray executor) never touch
+the machine's network, and TMPDIR points Ray's files into a folder of the test's own. The
+cluster is torn down by `Cluster.shutdown()`, nothing else. Order: two_nodes, driver_killed
+(the GPU slots take no CPU, so the nodes' CPUs are the only ones: one each), node_dies last
+(it removes the added node); a scenario that fails is reported by its own tests, and the
+next one still runs.
 
 The task is a real, tiny torch training (a linear classifier on a fixed synthetic set);
 actors on logical GPUs train on the CPU, as they do when CUDA_VISIBLE_DEVICES names no
 real device. The driver-kill scenario runs the real `python -m tunetorch.tune ... tuner.backend=ray`
 (MLP on digits) as the driver instead, SIGKILLs it and runs it again on the same study.dir.
-Run a scenario by hand: `python -m tests.test_ray SCENARIO OUT.json` inside
-`unshare -n`.
+Run the scenarios by hand: `python -m tests.test_ray all OUT.json` (or one, on its own
+cluster: two_nodes, driver_killed, node_dies) inside `unshare -n`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -69,8 +75,6 @@ def setup(device: str) -> dict:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 8, generator=g)
     y = (x[:, 0] + x[:, 1] > 0).long()
-    weight = torch.zeros(1, requires_grad=True)  # the optimiser's first use imports torch._dynamo:
-    torch.optim.SGD([weight], lr=0.1).step()  # here, not in the first trial
     return {"x": x.to(device), "y": y.to(device), "device": device, "pid": os.getpid()}
 
 
@@ -80,19 +84,22 @@ def refusing_setup(device: str) -> dict:
 
 
 def train(state: dict, number: int, params: dict, emit) -> dict:
-    """A few epochs of SGD on a linear classifier; each epoch reported; stops when told."""
+    """A few epochs of SGD on a linear classifier; each epoch reported; stops when told. The
+    steps are written out: torch.optim's first step imports torch._dynamo, a CPU-second in
+    every actor for nothing this test looks at."""
     import torch
 
     torch.manual_seed(number)
     start = time.monotonic()
     model = torch.nn.Linear(8, 2).to(state["device"])
-    opt = torch.optim.SGD(model.parameters(), lr=params["lr"])
     best, epochs = 0.0, 0
     for epoch in range(EPOCHS):
         for _ in range(5):
-            opt.zero_grad()
+            model.zero_grad()
             torch.nn.functional.cross_entropy(model(state["x"]), state["y"]).backward()
-            opt.step()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= params["lr"] * p.grad
         with torch.no_grad():
             acc = (model(state["x"]).argmax(1) == state["y"]).float().mean().item()
         best, epochs = max(best, acc), epoch + 1
@@ -118,12 +125,21 @@ def tuner(devices, workers: int, trials_per_device: int, address: str | None = N
 
 
 # --- scenarios (run inside the namespace) ----------------------------------------------------
-def _cluster(head_gpus: int, node_gpus: int, num_cpus: int = 2):
+def _cluster():
+    """A head and one added node, one CPU and one logical GPU each. Without the autoscaler's
+    monitor (a fixed cluster) and the log monitor (every driver here, tunetorch's too, joins
+    with log_to_driver=False): two Python processes less, nothing they would have done."""
     from ray.cluster_utils import Cluster
 
-    args = {"num_cpus": num_cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False}
-    cluster = Cluster(initialize_head=True, head_node_args={**args, "num_gpus": head_gpus})
-    node = cluster.add_node(**args, num_gpus=node_gpus)
+    args = {
+        "num_cpus": 1,
+        "num_gpus": 1,
+        "node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+        "include_log_monitor": False,
+    }
+    cluster = Cluster(initialize_head=True, head_node_args={**args, "no_monitor": True})
+    node = cluster.add_node(**args)
     return cluster, node
 
 
@@ -161,7 +177,7 @@ def _watch(pool, on_epoch) -> list:
     return seen
 
 
-def scenario_two_nodes(out: dict, tmp: Path) -> None:
+def scenario_two_nodes(out: dict, tmp: Path, cluster, node) -> None:
     """4 slots (2 logical GPUs x 2 trials per device) over a head and a node; decide=True:
     odd trials are told to stop after their epoch 1 (decided at the pool, whatever the
     study's scheduler says). The study writes a real journal."""
@@ -171,110 +187,94 @@ def scenario_two_nodes(out: dict, tmp: Path) -> None:
     from tunetorch.executors import open_executor
     from tunetorch.search import Budget, run_search
 
-    cluster, _ = _cluster(1, 1)
+    try:  # more GPUs than the cluster has: one line, before any actor starts
+        open_executor(tuner([0, 1, 2], 1, 1, cluster.address), setup, train)
+    except UsageError as e:
+        out["too_many_gpus"] = str(e)
+    # a setup that refuses its device on an actor: the search stops with that one line
+    refusing = open_executor(tuner("cpu", 1, 1, cluster.address), refusing_setup, train)
     try:
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-        try:  # more GPUs than the cluster has: one line, before any actor starts
-            open_executor(tuner([0, 1, 2], 1, 1, cluster.address), setup, train)
-        except UsageError as e:
-            out["too_many_gpus"] = str(e)
-        # a setup that refuses its device on an actor: the search stops with that one line
-        refusing = open_executor(tuner("cpu", 1, 1, cluster.address), refusing_setup, train)
-        try:
-            run_search(Study(SearchSpace.from_dict(SPACE), "random", seed=0), refusing, Budget(n_trials=2))
-        except UsageError as e:
-            out["refused"] = str(e)
-        finally:
-            refusing.close()
-        journal = Journal(tmp / "journal.sqlite")
-        study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, journal=journal, metric="val_accuracy")
-        results = {}
-        pool = open_executor(tuner("auto", 1, 2, cluster.address), setup, train, decide=True)
-        try:
-            last = {}  # slot -> [trial, epoch] of its latest epoch event
-            epochs = _watch(pool, lambda e: last.__setitem__(e.slot, [e.number, e.payload["epoch"]]))
-            real_next, real_decide = pool.next_event, pool.decide
-
-            def next_event(timeout=1.0):
-                e = real_next(timeout)
-                if e is not None and e.kind == "done" and e.payload.result:
-                    results[e.number] = e.payload.result
-                return e
-
-            def decide(slot, stop):
-                number, epoch = last[slot]
-                real_decide(slot, number % 2 == 1 and epoch >= 1)
-
-            pool.next_event, pool.decide = next_event, decide
-            outcome = run_search(study, pool, Budget(n_trials=12))
-            out["slots"] = [{"device": s.device, "node": s.node, "name": s.device_name} for s in pool.slots]
-        finally:
-            pool.close()
-        out["outcome"] = {"ok": outcome.ok, "reason": outcome.reason}
-        out["epochs"] = epochs
-        out["journal_epochs"] = {
-            str(n): [r["epoch"] for r in rows] for n, rows in journal.all_epochs().items()
-        }
-        out["results"] = {str(k): v for k, v in results.items()}
-        out["trials"] = _trials(study)
-        out["nodes"] = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        run_search(Study(SearchSpace.from_dict(SPACE), "random", seed=0), refusing, Budget(n_trials=2))
+    except UsageError as e:
+        out["refused"] = str(e)
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        refusing.close()
+    journal = Journal(tmp / "journal.sqlite")
+    study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, journal=journal, metric="val_accuracy")
+    results = {}
+    pool = open_executor(tuner("auto", 1, 2, cluster.address), setup, train, decide=True)
+    try:
+        last = {}  # slot -> [trial, epoch] of its latest epoch event
+        epochs = _watch(pool, lambda e: last.__setitem__(e.slot, [e.number, e.payload["epoch"]]))
+        real_next, real_decide = pool.next_event, pool.decide
+
+        def next_event(timeout=1.0):
+            e = real_next(timeout)
+            if e is not None and e.kind == "done" and e.payload.result:
+                results[e.number] = e.payload.result
+            return e
+
+        def decide(slot, stop):
+            number, epoch = last[slot]
+            real_decide(slot, number % 2 == 1 and epoch >= 1)
+
+        pool.next_event, pool.decide = next_event, decide
+        outcome = run_search(study, pool, Budget(n_trials=12))
+        out["slots"] = [{"device": s.device, "node": s.node, "name": s.device_name} for s in pool.slots]
+    finally:
+        pool.close()
+    out["outcome"] = {"ok": outcome.ok, "reason": outcome.reason}
+    out["epochs"] = epochs
+    out["journal_epochs"] = {str(n): [r["epoch"] for r in rows] for n, rows in journal.all_epochs().items()}
+    out["results"] = {str(k): v for k, v in results.items()}
+    out["trials"] = _trials(study)
+    out["nodes"] = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 
 
-def scenario_node_dies(out: dict, tmp: Path) -> None:
+def scenario_node_dies(out: dict, tmp: Path, cluster, node) -> None:
     """One slot per node; the added node is removed while its first trial trains."""
-    import ray
-
     from tunetorch import Study
     from tunetorch.executors import open_executor
     from tunetorch.search import Budget, run_search
 
-    cluster, node = _cluster(1, 1)
+    doomed = node.node_id
+    study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, metric="val_accuracy")
+    removed, died = [], []
+    pool = open_executor(tuner("auto", 1, 1, cluster.address), setup, train)
     try:
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-        doomed = node.node_id
-        study = Study(SearchSpace.from_dict(SPACE), "random", seed=0, metric="val_accuracy")
-        removed, died = [], []
-        pool = open_executor(tuner("auto", 1, 1, cluster.address), setup, train)
-        try:
 
-            def on_epoch(e) -> None:
-                slot = pool.slots[e.slot]
-                if not removed and slot.node == doomed and e.payload["epoch"] == 0:
-                    # the whole machine goes at once: its raylet and, with it, the actors on it
-                    # (Ray's own node removal leaves them running for a moment on their own)
-                    removed.append(e.number)
-                    pids = [s.pid for s in pool.slots if s.node == doomed]
-                    cluster.remove_node(node, allow_graceful=False)
-                    for pid in pids:
-                        os.kill(pid, signal.SIGKILL)
+        def on_epoch(e) -> None:
+            slot = pool.slots[e.slot]
+            if not removed and slot.node == doomed and e.payload["epoch"] == 0:
+                # the whole machine goes at once: its raylet and, with it, the actors on it
+                # (Ray's own node removal leaves them running for a moment on their own)
+                removed.append(e.number)
+                pids = [s.pid for s in pool.slots if s.node == doomed]
+                cluster.remove_node(node, allow_graceful=False)
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
 
-            epochs = _watch(pool, on_epoch)
-            watched = pool.next_event
+        epochs = _watch(pool, on_epoch)
+        watched = pool.next_event
 
-            def next_event(timeout=1.0):
-                e = watched(timeout)
-                if e is not None and e.kind == "died":
-                    died.append([e.number, e.payload])
-                return e
+        def next_event(timeout=1.0):
+            e = watched(timeout)
+            if e is not None and e.kind == "died":
+                died.append([e.number, e.payload])
+            return e
 
-            pool.next_event = next_event
-            outcome = run_search(study, pool, Budget(n_trials=6), max_retries=1)
-        finally:
-            pool.close()
-        out["outcome"] = {"ok": outcome.ok, "reason": outcome.reason}
-        out["doomed"], out["removed"], out["epochs"], out["died"] = doomed, removed, epochs, died
-        out["trials"] = _trials(study)
+        pool.next_event = next_event
+        outcome = run_search(study, pool, Budget(n_trials=6), max_retries=1)
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        pool.close()
+    out["outcome"] = {"ok": outcome.ok, "reason": outcome.reason}
+    out["doomed"], out["removed"], out["epochs"], out["died"] = doomed, removed, epochs, died
+    out["trials"] = _trials(study)
 
 
 # The driver-kill scenario: the real command, two CPU slots (one per node of 1 CPU each, so an
 # actor the killed driver left behind would hold a node's only CPU and stall the resumed run).
-KILL_TRIALS, KILL_EPOCHS = 8, 25  # about half a second a trial here: the kill lands mid-study
+KILL_TRIALS, KILL_EPOCHS = 8, 10  # about a fifth of a second a trial here: the kill lands mid-study
 KILL_TUNE = [
     "dataset=digits",
     "model=mlp",
@@ -333,65 +333,98 @@ def _slot_actors() -> list[int]:
     return sorted(p for p, t in title.items() if p in parent and t.startswith("ray::SlotActor") and ours(p))
 
 
-def scenario_driver_killed(out: dict, tmp: Path) -> None:
+def scenario_driver_killed(out: dict, tmp: Path, cluster, node) -> None:
     """`python -m tunetorch.tune ... tuner.backend=ray` against the cluster, SIGKILLed once two
     trials are complete, then the same command again on the same study.dir, at once."""
     from tunetorch import Journal
 
-    cluster, node = _cluster(0, 0, num_cpus=1)
-    try:
-        out["nodes"] = [cluster.head_node.node_id, node.node_id]
-        study = tmp / "study"
-        argv = [sys.executable, "-m", "tunetorch.tune", *KILL_TUNE, f"tuner.ray.address={cluster.address}"]
-        argv.append(f"study.dir={study}")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("HYDRA_FULL_ERROR", None)
-        with open(tmp / "first.log", "w") as log:
-            first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # an earlier scenario's actors, killed with its pool, end asynchronously: gone before the
+    # command starts, the actors counted below are its own (and the nodes' CPUs free)
+    deadline = time.monotonic() + 20
+    while _slot_actors() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out["actors_before"] = _slot_actors()
+    out["nodes"] = [cluster.head_node.node_id, node.node_id]
+    study = tmp / "study"
+    argv = [sys.executable, "-m", "tunetorch.tune", *KILL_TUNE, f"tuner.ray.address={cluster.address}"]
+    argv.append(f"study.dir={study}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    with open(tmp / "first.log", "w") as log:
+        first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
-        # Killed once two trials are complete, while another is RUNNING (a resume must run it
-        # again): the driver is frozen (SIGSTOP) to look, so the look and the kill agree.
-        def ready() -> bool:
-            states = [t[1] for t in _journal(study)[0].values()]
-            return states.count("COMPLETE") >= 2 and "RUNNING" in states
+    # Killed once two trials are complete, while another is RUNNING (a resume must run it
+    # again): the driver is frozen (SIGSTOP) to look, so the look and the kill agree.
+    def ready() -> bool:
+        states = [t[1] for t in _journal(study)[0].values()]
+        return states.count("COMPLETE") >= 2 and "RUNNING" in states
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and first.poll() is None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        if ready():
+            first.send_signal(signal.SIGSTOP)
             if ready():
-                first.send_signal(signal.SIGSTOP)
-                if ready():
-                    break
-                first.send_signal(signal.SIGCONT)
-            time.sleep(0.05)
-        out["killed_actors"] = _slot_actors()
-        first.kill()  # SIGKILL: no finally, no atexit, no ray.shutdown() in the driver
-        out["first_exit"] = first.wait()
-        out["first_log"] = (tmp / "first.log").read_text()[-3000:]
-        out["before"] = _journal(study)
-        second = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
-        out["second_exit"], out["second_stdout"] = second.returncode, second.stdout
-        out["second_stderr"] = second.stderr[-3000:]
-        out["after"] = _journal(study)
-        # of either driver: the resumed one closed its pool. Ray ends an actor whose owner died
-        # asynchronously (seconds on a busy machine): given up to 20 s, not a second run's length.
-        deadline = time.monotonic() + 20
-        while _slot_actors() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        out["actors_left"] = _slot_actors()
-        journal = Journal(study / "journal.sqlite")
-        out["evaluations"] = journal.evaluations()
-        journal.close()
-        with open(study / "trials.csv", newline="") as f:
-            out["csv"] = list(csv.DictReader(f))
+                break
+            first.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    out["killed_actors"] = _slot_actors()
+    first.kill()  # SIGKILL: no finally, no atexit, no ray.shutdown() in the driver
+    out["first_exit"] = first.wait()
+    out["first_log"] = (tmp / "first.log").read_text()[-3000:]
+    out["before"] = _journal(study)
+    second = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    out["second_exit"], out["second_stdout"] = second.returncode, second.stdout
+    out["second_stderr"] = second.stderr[-3000:]
+    out["after"] = _journal(study)
+    # of either driver: the resumed one closed its pool. Ray ends an actor whose owner died
+    # asynchronously (seconds on a busy machine): given up to 20 s, not a second run's length.
+    deadline = time.monotonic() + 20
+    while _slot_actors() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out["actors_left"] = _slot_actors()
+    journal = Journal(study / "journal.sqlite")
+    out["evaluations"] = journal.evaluations()
+    journal.close()
+    with open(study / "trials.csv", newline="") as f:
+        out["csv"] = list(csv.DictReader(f))
+
+
+SCENARIOS = {  # in this order on the one cluster: node_dies removes the added node
+    "two_nodes": scenario_two_nodes,
+    "driver_killed": scenario_driver_killed,
+    "node_dies": scenario_node_dies,
+}
+
+
+def scenarios(names: list[str], out: dict, tmp: Path, save) -> None:
+    """The named scenarios in turn on one cluster, each into out[name], save(out) after each;
+    one that raises is recorded there (out[name]["error"]) and the next one still runs."""
+    import ray
+
+    cluster, node = _cluster()
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        for name in names:
+            out[name] = {}
+            part = tmp / name
+            part.mkdir()
+            try:
+                SCENARIOS[name](out[name], part, cluster, node)
+            except Exception:
+                out[name]["error"] = traceback.format_exc()
+            save(out)
     finally:
+        ray.shutdown()
         cluster.shutdown()
 
 
-def run_scenario(name: str, timeout: float = 100) -> dict:
+def run_scenarios(names: tuple[str, ...] = tuple(SCENARIOS), timeout: float = 400) -> dict:
+    """Each scenario's out[name], from one subprocess in a network namespace of its own; a
+    scenario the subprocess did not finish (it failed or ran past `timeout`) has an "error"."""
     tmp = Path(tempfile.mkdtemp(prefix="ttray-", dir="/tmp"))  # short: Ray's socket paths live in it
     out = tmp / "out.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0"}
-    script = f"ip link set lo up && exec {sys.executable} -m tests.test_ray {name} {out}"
+    script = f"ip link set lo up && exec {sys.executable} -m tests.test_ray {','.join(names)} {out}"
     proc = subprocess.Popen(
         ["unshare", "-n", "bash", "-c", script],
         cwd=ROOT,
@@ -407,16 +440,30 @@ def run_scenario(name: str, timeout: float = 100) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)  # the group this test started, and only that
         stdout, stderr = proc.communicate()
     try:
-        assert proc.returncode == 0, f"scenario {name} failed:\n{stderr[-4000:]}"
-        return json.loads(out.read_text())
+        result = json.loads(out.read_text()) if out.exists() else {}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if proc.returncode != 0:
+        for name in names:
+            result.setdefault(name, {"error": f"the scenarios' process failed:\n{stderr[-4000:]}"})
+    return result
+
+
+def _part(out: dict, name: str) -> dict:
+    assert "error" not in out[name], f"scenario {name} failed:\n{out[name]['error']}"
+    return out[name]
 
 
 # --- tests -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def two_nodes():
-    return run_scenario("two_nodes")
+def ray_scenarios():
+    """Every scenario, in turn on one cluster: one cluster start, one import of Ray and torch."""
+    return run_scenarios()
+
+
+@pytest.fixture(scope="module")
+def two_nodes(ray_scenarios):
+    return _part(ray_scenarios, "two_nodes")
 
 
 @needs_cluster
@@ -478,8 +525,8 @@ class TestTwoNodeCluster:
 
 
 @needs_cluster
-def test_a_node_removed_mid_trial_requeues_its_trial_and_the_study_completes():
-    out = run_scenario("node_dies")
+def test_a_node_removed_mid_trial_requeues_its_trial_and_the_study_completes(ray_scenarios):
+    out = _part(ray_scenarios, "node_dies")
     assert out["outcome"]["ok"], out["outcome"]
     assert len(out["removed"]) == 1
     victim = out["removed"][0]
@@ -494,12 +541,13 @@ def test_a_node_removed_mid_trial_requeues_its_trial_and_the_study_completes():
 
 
 @needs_cluster
-def test_a_driver_killed_with_sigkill_resumes_on_the_same_cluster_as_with_the_local_pool():
+def test_a_driver_killed_with_sigkill_resumes_on_the_same_cluster_as_with_the_local_pool(ray_scenarios):
     """The real command, SIGKILLed after two trials completed, run again on the same study.dir
     at once: what was complete is kept as it was (not re-run), the interrupted trials run
     again with their params, the study ends with its 8 trials and one test evaluation, and
     the killed driver's actors (on 1-CPU nodes: they would hold every CPU) are gone."""
-    out = run_scenario("driver_killed", timeout=200)
+    out = _part(ray_scenarios, "driver_killed")
+    assert out["actors_before"] == []  # the earlier scenarios' actors: gone, none counted below
     assert out["first_exit"] == -signal.SIGKILL, out["first_log"]
     assert len(out["killed_actors"]) == 2  # both slots were placed when the driver died
     before, before_epochs = out["before"]
@@ -580,12 +628,7 @@ def test_gpus_asked_of_a_cluster_without_any_is_one_line():
 
 
 if __name__ == "__main__":
-    result: dict = {}
     out_path = Path(sys.argv[2])
-    scenarios = {
-        "two_nodes": scenario_two_nodes,
-        "node_dies": scenario_node_dies,
-        "driver_killed": scenario_driver_killed,
-    }
-    scenarios[sys.argv[1]](result, out_path.parent)
-    out_path.write_text(json.dumps(result))
+    asked = sys.argv[1].split(",")
+    names = [n for n in SCENARIOS if sys.argv[1] == "all" or n in asked]  # in SCENARIOS' order
+    scenarios(names, {}, out_path.parent, lambda result: out_path.write_text(json.dumps(result)))

@@ -38,8 +38,10 @@ def test_bench_dispatch_prints_its_tables():
     out = script(
         "bench_dispatch.py",
         *("--reps", "1", "--trials", "20", "--cpu-trials", "3", "--cpu-epochs", "1", "--one-cluster"),
+        *("--cpu-workers", "2"),  # the 2-worker rows only: a worker (local) and an actor (Ray) less
     )
     assert "added per trial" in out.stdout and "Utilisation on the CPU" in out.stdout
+    assert "| 2 (local pool) |" in out.stdout, out.stdout
     if HAVE_RAY and _unshare_works():  # the Ray rows, from one two-node cluster
         assert "| Ray backend (2 nodes, 1 actor each) |" in out.stdout, out.stdout
         assert "| 2 (Ray backend, 2 nodes) |" in out.stdout, out.stdout
