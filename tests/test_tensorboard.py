@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import time
 import urllib.request
@@ -15,7 +16,7 @@ import pytest
 
 from scripts._tensorboard_server import start_tensorboard
 from tests._report_studies import DIVERGED, FAILED, PRUNED, SPACE, journal_study, real_study
-from tests.conftest import SHRINK, run_in_process
+from tests.conftest import ROOT, SHRINK, run_in_process
 from tests.test_faults import start_tune, wait_for
 from tunetorch.reports import write_reports
 from tunetorch.reports.hparams import experiment_proto, hparam_value
@@ -129,6 +130,22 @@ def test_only_epochs_the_study_recorded_are_written(tmp_path):
     assert not (tmp_path / "tb" / "trial_0001").exists()
 
 
+# In the tuner's workers: a quarter of a second after each epoch has reached the driver, so that
+# a trial is seen mid-way (six digits epochs otherwise take a fraction of a second on an idle CPU).
+SLOW_EPOCHS = """
+import time
+import tunetorch.training.objective as o
+_run = o.run_training
+def run_training(state, number, params, emit):
+    def emit_then_wait(kind, payload):
+        answer = emit(kind, payload)
+        time.sleep(0.25)
+        return answer
+    return _run(state, number, params, emit_then_wait)
+o.run_training = run_training
+"""
+
+
 def test_a_study_grows_live_in_tensorboard_and_a_resume_adds_no_point_twice(tmp_path):
     """`python -m tunetorch.tune`, for real: while trial 0 trains its curve is already on disk,
     point by point with increasing wall times; the tuner is killed mid-trial and the same command
@@ -142,7 +159,10 @@ def test_a_study_grows_live_in_tensorboard_and_a_resume_adds_no_point_twice(tmp_
         run = tb / f"trial_{n:04d}"
         return run.is_dir() and len(_points(run, "trial/val_accuracy")) >= 2 and not _ended(run)
 
-    proc = start_tune(*args)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_EPOCHS)
+    # ROOT too: sitecustomize imports tunetorch before `-m` puts the working folder on sys.path
+    proc = start_tune(*args, env={"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])})
     try:
         wait_for(lambda: mid_trial(0), proc=proc, timeout=180)
         walls = [w for _, _, w in _points(tb / "trial_0000", "trial/val_accuracy")]

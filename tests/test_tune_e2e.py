@@ -446,9 +446,8 @@ def test_bayes_with_asha_on_digits_does_not_pile_onto_one_point(tmp_path):
     """Issue 18: under the joint model, trials 9-19 of this study all sat at weight_decay = 1e-6 (the
     lower bound) with lr 0.0036-0.0052, nearly all stopped after one epoch."""
     d = tmp_path / "study"
-    out = run_tune(
-        "+strategy=bayes", "+scheduler=asha", "budget.n_trials=20", "study.evaluate=false", f"study.dir={d}"
-    )
+    args = ["+strategy=bayes", "+scheduler=asha", "budget.n_trials=20", "study.evaluate=false"]
+    out = run_in_process("tune", *args, f"study.dir={d}")  # the study, not the command: in this process
     assert out.returncode == 0, out.stderr + out.stdout
     rows = list(csv.DictReader((d / "trials.csv").open()))
     assert len(rows) == 20 and sum(r["state"] == "PRUNED" for r in rows) >= 8
