@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_in_process
-from tests.test_race import RACE_STRATEGIES, STRATEGIES, compose_race, run_race
+from tests.test_race import RACE_STRATEGIES, STRATEGIES, compose_race
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 needs_chromium = pytest.mark.skipif(
@@ -32,7 +32,7 @@ def page_data(path) -> dict:
 @pytest.fixture(scope="module")
 def bumpy(tmp_path_factory):
     d = tmp_path_factory.mktemp("page") / "race"
-    out = run_race("landscape=bumpy", f"study.dir={d}", *SHORT)
+    out = run_in_process("race", "landscape=bumpy", f"study.dir={d}", *SHORT)  # the command: test_race.py
     assert out.returncode == 0, out.stderr + out.stdout
     assert f"results: {d}/race.png, race.gif, race.json, race.html;" in out.stdout
     assert "race.html: racing the smooth landscape in memory" in out.stdout
@@ -84,9 +84,8 @@ def test_the_default_budget_buys_grid_random_and_bayes_about_30_full_trials():
 
 
 def test_a_bad_default_budget_is_one_line_and_leaves_nothing(tmp_path):
-    out = run_race(
-        "landscape=bumpy", "race.default_gpu_minutes=-3", f"study.dir={tmp_path / 'r'}", timeout=60
-    )
+    args = ["landscape=bumpy", "race.default_gpu_minutes=-3", f"study.dir={tmp_path / 'r'}"]
+    out = run_in_process("race", *args)
     assert out.returncode == 2 and out.stderr == "error: race.default_gpu_minutes: -3 must be a number > 0\n"
     assert not (tmp_path / "r").exists()
 
