@@ -188,7 +188,7 @@ def test_a_trial_on_a_landscape_scores_its_value_and_costs_its_seconds_spread_ov
 
 
 # --- the in-process executor under the search loop --------------------------------------------------
-def _landscape_study(scheduler="asha", strategy="random", seed=0, **scheduler_options):
+def _landscape_study(scheduler="asha", strategy="random", seed=0, journal=None, **scheduler_options):
     from tunetorch.space import SearchSpace
     from tunetorch.study import Study
 
@@ -200,7 +200,13 @@ def _landscape_study(scheduler="asha", strategy="random", seed=0, **scheduler_op
     )
     options = {"max_resource": 9, **scheduler_options} if scheduler != "none" else {}
     return Study(
-        space, strategy, seed=seed, scheduler=scheduler, scheduler_options=options, metric="val_accuracy"
+        space,
+        strategy,
+        seed=seed,
+        scheduler=scheduler,
+        scheduler_options=options,
+        metric="val_accuracy",
+        journal=journal,
     )
 
 
@@ -241,6 +247,42 @@ def test_inprocess_executor_drives_run_search_with_a_scheduler_and_decides_the_s
     for t in study.trials:
         assert t.device_seconds == pytest.approx(float(cost_seconds(t.params[LR])) * t.epochs / 9)
         assert t.device == "simulated" and t.device_name == "landscape bumpy"
+
+
+def test_a_trial_pruned_whose_end_never_arrived_runs_again_on_resume(tmp_path):
+    """A trial is PRUNED at the scheduler's decision; the "done" that brings its device seconds comes
+    after. A run stopped between the two (fresh-ci once SIGKILLed a race there) left it without its
+    cost, and the resumed race spent fewer minutes than one never stopped. It runs again on resume,
+    and the study ends as the uninterrupted one did, trial for trial, device seconds included."""
+    import sqlite3
+
+    from tunetorch.journal import Journal
+    from tunetorch.race.synthetic import search_landscape
+    from tunetorch.search import Budget
+    from tunetorch.trial import TrialState
+
+    def run(folder):
+        folder.mkdir(exist_ok=True)
+        journal = Journal(folder / "journal.sqlite")
+        study = _landscape_study(strategy="bayes", journal=journal)
+        search_landscape(study, LAND, Budget(n_trials=14), seed=0, epochs=9)
+        journal.close()
+        return [(t.number, t.state, t.score, t.params, t.epochs, t.device_seconds) for t in study.trials]
+
+    reference = run(tmp_path / "reference")
+    cut = next(n for n, state, *_ in reference if state == TrialState.PRUNED and n >= 5)
+    # The journal as the stopped run left it: trial `cut` pruned, its "done" not arrived, no later trial.
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "journal.sqlite").write_bytes(
+        (tmp_path / "reference" / "journal.sqlite").read_bytes()
+    )
+    db = sqlite3.connect(tmp_path / "stopped" / "journal.sqlite")
+    db.execute("UPDATE trials SET device_seconds = NULL, wall_seconds = NULL WHERE number = ?", (cut,))
+    db.execute("DELETE FROM trials WHERE number > ?", (cut,))
+    db.execute("DELETE FROM epochs WHERE trial > ?", (cut,))
+    db.commit()
+    db.close()
+    assert run(tmp_path / "stopped") == reference
 
 
 def test_inprocess_slots_interleave_on_the_simulated_clock_and_the_budget_counts_trials_in_flight():

@@ -58,6 +58,18 @@ def run_search(
     on_start(trial, device) as a trial starts, on_epoch(number, metrics) after each of its epochs,
     on_trial(trial) once it has finished and is recorded."""
     start = time.monotonic()
+    # A trial is PRUNED at the scheduler's decision, and its worker's "done" brings its device
+    # seconds after: an earlier run that stopped between the two (a SIGKILL) left it without its
+    # cost. It runs again, as a trial left RUNNING does: the same params, the same decision, and
+    # its minutes counted, as in a run that was never stopped.
+    for t in study.trials:
+        if t.state == TrialState.PRUNED and t.device_seconds is None:
+            unfinished = "pruned, but its end (its device seconds) was not recorded; run again"
+            study.update(
+                t.replace(
+                    state=TrialState.INTERRUPTED, score=None, epochs=None, best_epoch=None, error=unfinished
+                )
+            )
     # Trials left RUNNING or INTERRUPTED by an earlier run of this study run again first.
     rerun = [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.INTERRUPTED)]
     exhausted = False
