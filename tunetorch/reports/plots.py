@@ -41,6 +41,21 @@ def drawn_from(*args: Any, **kwargs: Any) -> str:
     return hashlib.sha256(repr((args, sorted(kwargs.items()))).encode()).hexdigest()
 
 
+def draw(path: Path, figure: Any, dpi: int, *inputs: Any, **options: Any) -> bool:
+    """`figure(*inputs, **options)` saved as the PNG `path`, with the digest of its inputs, unless the
+    PNG there was drawn from the same (`unchanged`). A figure of None (nothing to show) removes the
+    file, never a stale picture. Returns whether a picture is there."""
+    digest = drawn_from(*inputs, **options)
+    if unchanged(path, digest):
+        return True
+    fig = figure(*inputs, **options)
+    if fig is None:
+        path.unlink(missing_ok=True)
+        return False
+    fig.savefig(path, dpi=dpi, metadata={INPUTS: digest})
+    return True
+
+
 def unchanged(path: Path, inputs: str) -> bool:
     """Whether the PNG at `path` was drawn from `inputs` (read from its header, not its pixels)."""
     from PIL import Image
@@ -100,10 +115,8 @@ def _edge_points(ax, xs, ys, low, high, colour="0.45"):
 
 
 def plot_progress(trials: Sequence[Trial], path: Path, **kwargs: Any) -> None:
-    """progress.png (see `progress_figure`), unless the file there shows the same (`unchanged`)."""
-    inputs = drawn_from(trials, **kwargs)
-    if not unchanged(path, inputs):
-        progress_figure(trials, **kwargs).savefig(path, dpi=110, metadata={INPUTS: inputs})
+    """progress.png (see `progress_figure`), unless the file there shows the same (`draw`)."""
+    draw(path, progress_figure, 110, trials, **kwargs)
 
 
 def progress_figure(
@@ -221,16 +234,9 @@ def _infer_dim(name: str, values: list):
 
 
 def plot_params(trials: Sequence[Trial], path: Path, **kwargs: Any) -> None:
-    """params.png (see `params_figure`); nothing is written when the trials have no parameters.
-    Not redrawn when the file there was drawn from the same trials and options (`unchanged`)."""
-    inputs = drawn_from(trials, **kwargs)
-    if unchanged(path, inputs):
-        return
-    fig = params_figure(trials, **kwargs)
-    if fig is not None:
-        fig.savefig(path, dpi=100, metadata={INPUTS: inputs})
-    else:
-        path.unlink(missing_ok=True)
+    """params.png (see `params_figure`), unless the file there shows the same (`draw`); none when the
+    trials have no parameters."""
+    draw(path, params_figure, 100, trials, **kwargs)
 
 
 def params_figure(
@@ -351,13 +357,16 @@ def params_figure(
 
 
 def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
-    """Horizontal bars, the most important parameter on top. False (nothing written) without estimates."""
-    shares = importance.get("importance") if importance else None
-    if not shares:
+    """importance.png (see `importance_figure`), unless the file there shows the same (`draw`).
+    False (nothing written) without estimates."""
+    if not (importance and importance.get("importance")):
         return False
-    inputs = drawn_from(importance)
-    if unchanged(path, inputs):
-        return True
+    return draw(path, importance_figure, 100, importance)
+
+
+def importance_figure(importance: Mapping[str, Any]) -> Any:
+    """Horizontal bars, the most important parameter on top."""
+    shares = importance["importance"]
     names = list(shares)[::-1]
     values = [shares[n] for n in names]
     fig = _figure(figsize=(7.5, 0.5 * len(names) + 1.9), layout="constrained")
@@ -374,5 +383,4 @@ def plot_importance(importance: Mapping[str, Any], path: Path) -> bool:
         trials += f", {importance['n_pruned']} pruned, by standing"
     ax.set_title(f"Which parameters mattered\n(fANOVA on a random forest, {trials})")
     ax.grid(axis="x", alpha=0.3)
-    fig.savefig(path, dpi=100, metadata={INPUTS: inputs})
-    return True
+    return fig
